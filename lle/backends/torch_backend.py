@@ -1,0 +1,75 @@
+"""PyTorch backend: runs ``.safetensors`` weights (with their model card) on CPU or CUDA in fp32/bf16/fp16."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lle._lazy import require
+from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.errors import BackendError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend(Backend):
+    """``device``: auto | cpu | cuda[:i]; ``precision``: fp32 | bf16 | fp16 (fp16 only on CUDA); channels_last always."""
+
+    name = "torch"
+    extra = "torch"
+
+    def __init__(self, model_path: Any, **kw: Any) -> None:
+        super().__init__(model_path, **kw)
+        self._model: nn.Module | None = None
+        self._mult = 16
+
+    def load(self) -> None:
+        torch = require("torch", extra=self.extra)
+        from lle.models.checkpoint import load_model
+
+        if self.model_path.suffix != ".safetensors":
+            raise BackendError(
+                f"torch backend runs .safetensors weights, got {self.model_path.name}",
+                hint="use --backend onnxruntime/openvino/tensorrt for exported artifacts",
+            )
+        dev = "cuda" if self.device == "auto" and torch.cuda.is_available() else self.device
+        dev = "cpu" if dev == "auto" else dev
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError("torch backend: CUDA requested but torch sees no GPU", hint="use --device cpu")
+        if self.precision == "fp16" and not dev.startswith("cuda"):
+            raise BackendError("torch backend: fp16 needs CUDA", hint="use --precision fp32 or bf16 on CPU")
+        if self.precision not in {"fp32", "bf16", "fp16"}:
+            raise BackendError(f"torch backend: precision {self.precision!r} not supported", hint="fp32, bf16 or fp16")
+        model, card = load_model(self.model_path)
+        self.card = card
+        self._mult = card.size_multiple
+        self._dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        self.device = dev
+        self._model = model.to(dev, dtype=self._dtype, memory_format=torch.channels_last).eval()
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return TensorSpec(size_multiple=self._mult)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if self._model is None:
+            raise BackendError("torch backend: call load() first")
+        import torch
+
+        self.check_input(batch)
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, dtype=self._dtype, memory_format=torch.channels_last)
+            y = self._model(x).float()
+        return np.ascontiguousarray(y.cpu().numpy())
+
+    def describe(self) -> BackendInfo:
+        import torch
+
+        return BackendInfo(self.name, self.precision, self.device, str(self.model_path), torch.__version__)
+
+    def close(self) -> None:
+        self._model = None

@@ -1,0 +1,1 @@
+"""Command-line interface (Typer). Commands import heavy modules only inside their bodies."""

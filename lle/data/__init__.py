@@ -1,0 +1,1 @@
+"""Paired data sets, synthetic low light and paired augmentations (numpy only)."""

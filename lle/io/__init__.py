@@ -1,0 +1,1 @@
+"""Image, video and camera I/O. No torch."""

@@ -1,0 +1,96 @@
+"""Shared pre/post-processing: pad to the model's size multiple -> infer -> crop back -> clip.
+
+Used by ``lle enhance``, ``lle run`` and ``lle bench`` so every path treats borders and ranges the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["Enhancer", "pad_to_multiple", "tile_windows", "unpad"]
+
+Infer = Callable[[np.ndarray], np.ndarray]
+
+
+def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Edge-replicate pad (N, C, H, W) at the bottom/right so H and W are multiples of ``multiple``.
+
+    Replication (not reflection) works for any size, including 1x1. Returns the padded array and the original (H, W).
+
+    Example:
+        >>> p, hw = pad_to_multiple(np.zeros((1, 3, 17, 9), np.float32), 16)
+        >>> p.shape, hw
+        ((1, 3, 32, 16), (17, 9))
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="edge")
+    return x, (h, w)
+
+
+def unpad(y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Crop (N, C, H', W') back to the original (H, W)."""
+    return y[..., : hw[0], : hw[1]]
+
+
+def tile_windows(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/stop pairs covering [0, size) with windows of ``tile`` overlapping by at least ``overlap``."""
+    if size <= tile:
+        return [(0, size)]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return [(s, s + tile) for s in starts]
+
+
+def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
+    w = np.ones(n, np.float32)
+    if overlap > 0:
+        r = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        if not first:
+            w[:overlap] = r
+        if not last:
+            w[-overlap:] = r[::-1]
+    return w
+
+
+class Enhancer:
+    """Wraps a raw inference function with padding, tiling, cropping and clipping.
+
+    ``infer`` maps (N, 3, H, W) float32 in [0, 1] with H, W multiples of ``size_multiple`` to the same shape.
+    """
+
+    def __init__(self, infer: Infer, size_multiple: int, *, tile: int | None = None, overlap: int = 32) -> None:
+        if tile is not None and (tile < 2 * overlap or tile % size_multiple):
+            raise ValueError(f"tile={tile} must be a multiple of {size_multiple} and >= 2*overlap ({2 * overlap})")
+        self.infer, self.size_multiple, self.tile, self.overlap = infer, size_multiple, tile, overlap
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Enhance (N, 3, H, W) float32 in [0, 1] of any H, W >= 1. Returns the same shape, clipped to [0, 1]."""
+        h, w = batch.shape[-2:]
+        if self.tile is None or (h <= self.tile and w <= self.tile):
+            out = self._run(batch)
+        else:
+            out = self._tiled(batch)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        padded, hw = pad_to_multiple(np.ascontiguousarray(x, dtype=np.float32), self.size_multiple)
+        return np.array(unpad(self.infer(padded), hw), dtype=np.float32, copy=True)
+
+    def _tiled(self, x: np.ndarray) -> np.ndarray:
+        assert self.tile is not None
+        h, w = x.shape[-2:]
+        out = np.zeros(x.shape, np.float32)
+        norm = np.zeros((h, w), np.float32)
+        rows, cols = tile_windows(h, self.tile, self.overlap), tile_windows(w, self.tile, self.overlap)
+        for i, (y0, y1) in enumerate(rows):
+            wy = _ramp(y1 - y0, self.overlap, i == 0, i == len(rows) - 1)
+            for j, (x0, x1) in enumerate(cols):
+                wx = _ramp(x1 - x0, self.overlap, j == 0, j == len(cols) - 1)
+                wgt = wy[:, None] * wx[None, :]
+                out[..., y0:y1, x0:x1] += self._run(x[..., y0:y1, x0:x1]) * wgt
+                norm[y0:y1, x0:x1] += wgt
+        return out / norm
