@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 
     from lle.models.checkpoint import ModelCard
 
-__all__ = ["DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "export_onnx", "read_onnx_metadata"]
+__all__ = [
+    "ALPHA_NAME", "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "export_onnx",
+    "read_onnx_metadata",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+STATE_NAME, ALPHA_NAME, STATE_OUT_NAME = "state", "alpha", "state_out"
 
 
 def export_onnx(
@@ -36,6 +40,9 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` to ``path`` with input ``input`` / output ``output``, (N, 3, H, W) float32, N/H/W dynamic.
 
+    The realtime preset is exported in its video form (:class:`TemporalRealtime`): extra input ``state``
+    (N, 6, L, L) and ``alpha`` (1,), extra output ``state_out``. Feeding zeros gives the single-image result.
+
     The graph is validated with ``onnx.checker`` and shape inference, simplified with onnxslim when ``simplify``,
     and carries metadata props: ``lle.preset``, ``lle.size_multiple``, ``lle.normalisation``, ``lle.version`` and
     ``lle.model_card`` (JSON). The file is written atomically.
@@ -48,10 +55,22 @@ def export_onnx(
     onnx = require("onnx", extra="onnx")
     from lle import __version__
 
+    from lle.models.realtime import RealtimeUNet, TemporalRealtime
+
     model = model.eval().float().to("cpu", memory_format=torch.contiguous_format)
     mult = int(getattr(model, "size_multiple", 16))
     h, w = (-(-sample_hw[0] // mult) * mult, -(-sample_hw[1] // mult) * mult)
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    dyn = {0: "batch", 2: "height", 3: "width"}
+    args: tuple = (x,)
+    names_in, names_out, axes = [INPUT_NAME], [OUTPUT_NAME], {INPUT_NAME: dyn, OUTPUT_NAME: dyn}
+    if isinstance(model, RealtimeUNet):
+        # Video graphs carry the coefficient state, so every runtime can smooth it over time (see TemporalRealtime).
+        model = TemporalRealtime(model).eval()
+        args = (x, torch.zeros(1, 6, model.lowres, model.lowres), torch.zeros(1))
+        names_in += [STATE_NAME, ALPHA_NAME]
+        names_out += [STATE_OUT_NAME]
+        axes.update({STATE_NAME: {0: "batch"}, STATE_OUT_NAME: {0: "batch"}})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
@@ -59,10 +78,8 @@ def export_onnx(
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (x,), str(tmp), dynamo=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-                              OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}},
+                model, args, str(tmp), dynamo=False, opset_version=opset,
+                input_names=names_in, output_names=names_out, dynamic_axes=axes,
             )  # fmt: skip
         m = onnx.load(str(tmp))
         if simplify:

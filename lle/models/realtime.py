@@ -13,7 +13,7 @@ from torch import nn
 from lle.models.blocks import Decoder, Encoder
 from lle.models.registry import register_model
 
-__all__ = ["RealtimeUNet"]
+__all__ = ["RealtimeUNet", "TemporalRealtime"]
 
 
 class RealtimeUNet(nn.Module):
@@ -55,3 +55,23 @@ class RealtimeUNet(nn.Module):
 def realtime(width: int = 16, depth: int = 3, lowres: int = 128) -> RealtimeUNet:
     """Realtime preset (about 0.5 M parameters at width 16, depth 3)."""
     return RealtimeUNet(width=width, depth=depth, lowres=lowres)
+
+
+class TemporalRealtime(nn.Module):
+    """Video form of :class:`RealtimeUNet`: blends this frame's coefficients with the previous frame's.
+
+    ``(input (N,3,H,W), state (N,6,L,L), alpha (1,)) -> (output (N,3,H,W), state_out (N,6,L,L))`` with
+    ``state_out = alpha * state + (1 - alpha) * coefficients(input)``. ``alpha = 0`` is the single-image model;
+    the caller raises alpha on static scenes (less flicker) and resets it to 0 at scene cuts.
+    """
+
+    def __init__(self, model: RealtimeUNet) -> None:
+        super().__init__()
+        self.model = model
+        self.size_multiple = model.size_multiple
+        self.lowres = model.lowres
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.model.coefficients(x)
+        c = alpha * state + (1.0 - alpha) * c
+        return self.model.apply(x, c), c
