@@ -63,7 +63,9 @@ def plan_outputs(inputs: Sequence[Path], output: Path) -> list[tuple[Path, Path]
     for src, dst in plan:
         key = dst.resolve()
         if key in seen:
-            raise InputError(f"two inputs would both write {dst}: {seen[key]} and {src}", hint="enhance them separately")
+            raise InputError(
+                f"two inputs would both write {dst}: {seen[key]} and {src}", hint="enhance them separately"
+            )
         seen[key] = src
         if any(_same(s, dst) for s in sources):
             raise InputError(f"refusing to overwrite input {dst}", hint="choose another -o/--output")

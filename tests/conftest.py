@@ -23,8 +23,12 @@ def make_tiny_weights(path: Path, preset: str, seed: int = 0) -> Path:
     with torch.no_grad():
         model.head.weight.normal_(0.0, 0.05)
         model.head.bias.fill_(0.1)
-    card = ModelCard(preset=preset, arch=TINY_ARCH[preset], size_multiple=model.size_multiple,
-                     training={"note": "tiny seeded test model"})
+    card = ModelCard(
+        preset=preset,
+        arch=TINY_ARCH[preset],
+        size_multiple=model.size_multiple,
+        training={"note": "tiny seeded test model"},
+    )
     return save_model(model, path, card)
 
 

@@ -17,7 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lle.errors import InputError, LLEError
 
 __all__ = [
-    "PRESETS", "STATE", "WEIGHTS_DIR", "cli_errors", "default_weights", "err_console", "out_console", "progress_bar",
+    "PRESETS",
+    "STATE",
+    "WEIGHTS_DIR",
+    "cli_errors",
+    "default_weights",
+    "err_console",
+    "out_console",
+    "progress_bar",
 ]
 
 P = ParamSpec("P")

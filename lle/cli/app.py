@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
 def _version(value: bool) -> None:
     if value:
         print(f"lle {__version__}")

@@ -26,9 +26,12 @@ AUTO_TILE = 2048
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image (one input) or folder.")],
-    preset: Annotated[Preset, typer.Option(help="Model preset: quality (photos) or realtime (video).")] = Preset.quality,
+    preset: Annotated[
+        Preset, typer.Option(help="Model preset: quality (photos) or realtime (video).")
+    ] = Preset.quality,
     weights: Annotated[
-        Path | None, typer.Option(help="Weights (.safetensors with its .json card). Default: the preset's bundled ones.")
+        Path | None,
+        typer.Option(help="Weights (.safetensors with its .json card). Default: the preset's bundled ones."),
     ] = None,
     tile: Annotated[
         int, typer.Option(help="Tile size in px for large images (0 = automatic: tiles of 2048 above that size).")
@@ -41,6 +44,7 @@ def enhance(
     Inputs are never overwritten; every output is written to a temporary file and renamed when complete.
     """
     from lle.enhance import enhance_files, plan_outputs
+    from lle.errors import InputError
 
     plan = plan_outputs(inputs, output)
     w = default_weights(preset.value, weights)
@@ -54,8 +58,10 @@ def enhance(
     t0 = time.perf_counter()
     with TorchBackend(w, device=device) as backend:
         mult = backend.input_spec.size_multiple
-        size = tile or AUTO_TILE
-        enhancer = Enhancer(backend.infer, mult, tile=-(-size // mult) * mult, overlap=64)
+        if tile and tile < 32:
+            raise InputError(f"--tile {tile} is too small", hint="use 0 (automatic) or at least 32")
+        size = -(-(tile or AUTO_TILE) // mult) * mult
+        enhancer = Enhancer(backend.infer, mult, tile=size, overlap=min(64, size // 4))
         with progress_bar("enhancing", len(plan), enabled=len(plan) > 1) as bar:
             written = enhance_files(plan, enhancer, progress=lambda i, n: bar.update(bar.task_ids[0], completed=i))
     dt = time.perf_counter() - t0

@@ -18,7 +18,18 @@ from lle.cli._common import cli_errors, out_console
 __all__ = ["cpu_features", "gpus", "register"]
 
 _PACKAGES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
-_FEATURES = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni", "neon", "asimd")
+_FEATURES = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "avx_vnni",
+    "neon",
+    "asimd",
+)
 
 
 def _version(dist: str) -> str | None:
@@ -65,7 +76,9 @@ def info() -> None:
     from lle import __version__
     from lle.backends.registry import list_backends
 
-    out_console.print(f"lle {__version__}  (Python {platform.python_version()}, {platform.system()} {platform.machine()})")
+    out_console.print(
+        f"lle {__version__}  (Python {platform.python_version()}, {platform.system()} {platform.machine()})"
+    )
     table = Table("backend", "runtime", "version", "install with")
     for name in list_backends():
         pkg = _PACKAGES.get(name, name)

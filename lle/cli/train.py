@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -38,12 +39,16 @@ def train(
 
     with progress_bar(f"train {cfg.model.preset}", cfg.steps) as bar:
 
-        def on_step(step: int, total: int, info: dict[str, float]) -> None:
+        def on_step(step: int, total: int, info: Mapping[str, float]) -> None:
             bar.update(bar.task_ids[0], completed=step, info=f"loss {info['loss']:.4f}  {info['it/s']:.2f} it/s")
 
-        result = run_training(cfg, resume=resume, progress=on_step, note=lambda s: err_console.print(s, highlight=False))
-    out_console.print(f"best weights: {result.best}  (val PSNR {result.best_score:.2f} dB, {result.step} steps, "
-                      f"{result.minutes:.1f} min)")
+        result = run_training(
+            cfg, resume=resume, progress=on_step, note=lambda s: err_console.print(s, highlight=False)
+        )
+    out_console.print(
+        f"best weights: {result.best}  (val PSNR {result.best_score:.2f} dB, {result.step} steps, "
+        f"{result.minutes:.1f} min)"
+    )
 
 
 def register(app: typer.Typer) -> None:

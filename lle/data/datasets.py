@@ -161,7 +161,8 @@ def split_names(
     straddle the split.
     """
     groups = _group_of(root, group_column) if root is not None else {}
-    train, val = [], []
+    train: list[str] = []
+    val: list[str] = []
     for n in names:
         key = groups.get(n, n)
         h = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF

@@ -64,7 +64,7 @@ def sample_params(cfg: SynthConfig, rng: np.random.Generator) -> DegradeParams:
 
 def degrade(img: np.ndarray, p: DegradeParams, rng: np.random.Generator, *, quantize: bool = True) -> np.ndarray:
     """Apply one degradation to (H, W, 3) sRGB float32 in [0, 1]; returns the same shape and range."""
-    lin = srgb_to_linear(img) * np.float32(2.0 ** -p.ev) * np.asarray(p.wb, np.float32)
+    lin = srgb_to_linear(img) * np.float32(2.0**-p.ev) * np.asarray(p.wb, np.float32)
     lam = np.clip(lin, 0.0, None) * p.photons_at_white
     noisy = rng.poisson(lam).astype(np.float32) / p.photons_at_white
     noisy += rng.normal(0.0, p.read_noise, size=lin.shape).astype(np.float32)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from lle._atomic import atomic_write_bytes
 from lle.errors import InputError
 
 __all__ = [
@@ -90,17 +89,9 @@ def write_image(path: Path, img: np.ndarray, depth: int = 8) -> None:
     path = Path(path)
     data = encode_image(img, path.suffix, depth)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        atomic_write_bytes(path, data)
     except OSError as err:
-        raise InputError(f"cannot write to {path.parent}: {err.strerror}", hint="choose a writable -o/--output") from err
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {err.strerror}") from err
+        raise InputError(f"cannot write {path}: {err.strerror}", hint="choose a writable -o/--output") from err
 
 
 def to_nchw(img: np.ndarray) -> np.ndarray:

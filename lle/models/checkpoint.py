@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lle._atomic import atomic_write_bytes
 from lle.errors import InputError
 
 if TYPE_CHECKING:
@@ -37,8 +36,11 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCard:
-        known = {k: d[k] for k in ("preset", "arch", "size_multiple", "normalisation", "training", "metrics",
-                                   "lle_version") if k in d}
+        known = {
+            k: d[k]
+            for k in ("preset", "arch", "size_multiple", "normalisation", "training", "metrics", "lle_version")
+            if k in d
+        }
         missing = {"preset", "arch", "size_multiple"} - known.keys()
         if missing:
             raise InputError(f"model card is missing {sorted(missing)}")
@@ -50,18 +52,6 @@ def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(model: nn.Module, path: Path, card: ModelCard) -> Path:
     """Write ``model``'s weights to ``path`` (.safetensors) and ``card`` beside it, atomically."""
     from safetensors.torch import save
@@ -70,8 +60,8 @@ def save_model(model: nn.Module, path: Path, card: ModelCard) -> Path:
 
     card = ModelCard(**{**asdict(card), "lle_version": card.lle_version or __version__})
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(path, save(state, metadata={"model_card": card.to_json()}))
-    _atomic_write(card_path(path), card.to_json().encode() + b"\n")
+    atomic_write_bytes(path, save(state, metadata={"model_card": card.to_json()}))
+    atomic_write_bytes(card_path(path), card.to_json().encode() + b"\n")
     return path
 
 
@@ -119,5 +109,7 @@ def load_model(weights: Path, *, strict: bool = True) -> tuple[nn.Module, ModelC
         state = load_file(str(weights))
         model.load_state_dict(state, strict=strict)
     except Exception as err:
-        raise InputError(f"{weights} does not fit preset {card.preset!r} {card.arch}: {str(err).splitlines()[0]}") from err
+        raise InputError(
+            f"{weights} does not fit preset {card.preset!r} {card.arch}: {str(err).splitlines()[0]}"
+        ) from err
     return model.eval(), card

@@ -34,7 +34,7 @@ class RealtimeUNet(nn.Module):
         self.decoder = Decoder(widths)
         self.head = nn.Conv2d(widths[0], 6, 3, padding=1)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
         """Low-resolution coefficient map (N, 6, lowres, lowres): gains a (3) then curvatures b (3)."""
@@ -42,7 +42,7 @@ class RealtimeUNet(nn.Module):
         c = self.head(self.decoder(self.encoder(small)))
         return torch.cat([torch.exp(c[:, :3].clamp(max=4.0)), c[:, 3:]], dim=1)
 
-    def apply(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    def apply(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Upsample ``coeffs`` to x's size and apply the curve at full resolution."""
         c = F.interpolate(coeffs, size=x.shape[-2:], mode="bilinear", align_corners=False)
         return x * (c[:, :3] + c[:, 3:] * x)

@@ -54,5 +54,5 @@ def create_model(name: str, **arch: Any) -> nn.Module:
         raise ConfigError(f"unknown preset {name!r}; valid presets: {', '.join(sorted(_MODELS))}")
     try:
         return _MODELS[name](**arch)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"bad architecture argument for preset {name!r}: {err}") from err

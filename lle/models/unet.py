@@ -28,7 +28,7 @@ class QualityUNet(nn.Module):
         self.decoder = Decoder(widths)
         self.head = nn.Conv2d(widths[0], 6, 3, padding=1)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.decoder(self.encoder(x)))

@@ -61,12 +61,16 @@ def build_data(cfg: DataConfig, seed: int, progress: Callable[[str], None] | Non
         out.real += load_pairs(low_dir, ref_dir, names=train_n, max_side=cfg.max_side).pairs
         if val_n:
             vp = load_pairs(low_dir, ref_dir, names=val_n, max_side=cfg.val_side).pairs
-            out.val[_root_name(root)] = [Pair(p.name, _center(p.low, cfg.val_side), _center(p.ref, cfg.val_side)) for p in vp]
+            out.val[_root_name(root)] = [
+                Pair(p.name, _center(p.low, cfg.val_side), _center(p.ref, cfg.val_side)) for p in vp
+            ]
     for root_s in cfg.val_pairs:
         root = Path(root_s)
         low_dir, ref_dir = resolve_pair_dirs(root)
         vp = load_pairs(low_dir, ref_dir, max_side=cfg.val_side).pairs
-        out.val[_root_name(root)] = [Pair(p.name, _center(p.low, cfg.val_side), _center(p.ref, cfg.val_side)) for p in vp]
+        out.val[_root_name(root)] = [
+            Pair(p.name, _center(p.low, cfg.val_side), _center(p.ref, cfg.val_side)) for p in vp
+        ]
     clean_paths: list[Path] = []
     for root_s in cfg.clean:
         root = Path(root_s)

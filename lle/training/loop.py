@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from lle.config import dump_config, to_dict
 from lle.data.datasets import Pair
+from lle.errors import ConfigError
 from lle.models.checkpoint import ModelCard, load_model, save_model
 from lle.models.registry import create_model
 from lle.pipeline import pad_to_multiple
@@ -118,7 +119,11 @@ def _card(cfg: TrainConfig, model: nn.Module, step: int, val: dict[str, Any], mi
 
 
 def train(
-    cfg: TrainConfig, *, resume: bool = False, progress: StepProgress | None = None, note: Callable[[str], None] | None = None
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: StepProgress | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Train ``cfg.model.preset``; write ``best.safetensors`` (EMA weights + card), ``last.pt`` and CSV logs to out_dir.
 
@@ -141,6 +146,9 @@ def train(
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
     out = Path(cfg.out_dir)
+    last_path, best_path = out / "last.pt", out / "best.safetensors"
+    if resume and not last_path.is_file():
+        raise ConfigError(f"--resume: no checkpoint at {last_path}", hint="start without --resume")
     out.mkdir(parents=True, exist_ok=True)
     if main:
         dump_config(cfg, out / "config.resolved.yaml")
@@ -148,10 +156,12 @@ def train(
     data = build_data(cfg.data, cfg.seed, progress=say)
     dataset = PairedTrainSet(data, cfg.data, cfg.seed)
     sampler: Any = DistributedSampler(dataset, seed=cfg.seed) if ddp else None
-    say(f"training on {len(data.real)} real pairs + {len(data.clean)} clean photos; val sets: "
-        + ", ".join(f"{k} ({len(v)})" for k, v in data.val.items()))
+    say(
+        f"training on {len(data.real)} real pairs + {len(data.clean)} clean photos; val sets: "
+        + ", ".join(f"{k} ({len(v)})" for k, v in data.val.items())
+    )
 
-    model = create_model(cfg.model.preset, **cfg.model.arch).to(device, memory_format=torch.channels_last)
+    model = create_model(cfg.model.preset, **cfg.model.arch).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     if cfg.init_weights and not resume:
         init, _ = load_model(Path(cfg.init_weights))
         model.load_state_dict(init.state_dict())
@@ -164,12 +174,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
 
     step, epoch, best, val, elapsed0 = 0, 0, -math.inf, {}, 0.0
-    last_path, best_path = out / "last.pt", out / "best.safetensors"
     if resume:
-        if not last_path.is_file():
-            from lle.errors import ConfigError
-
-            raise ConfigError(f"--resume: no checkpoint at {last_path}", hint="start without --resume")
         st = torch.load(last_path, map_location=device, weights_only=True)
         model.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
@@ -181,8 +186,16 @@ def train(
     def save_last() -> None:
         if not main:
             return
-        st = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step, "epoch": epoch, "best": best,
-              "rng": torch.get_rng_state(), "minutes": elapsed0 + (time.time() - t0) / 60}
+        st = {
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "best": best,
+            "rng": torch.get_rng_state(),
+            "minutes": elapsed0 + (time.time() - t0) / 60,
+        }
         tmp = last_path.with_suffix(".tmp")
         torch.save(st, tmp)
         os.replace(tmp, last_path)
@@ -202,8 +215,11 @@ def train(
             best = score
             save_model(ema, best_path, _card(cfg, ema, step, val, minutes))
         save_model(ema, out / "last.safetensors", _card(cfg, ema, step, val, minutes))
-        say(f"step {step}: " + "  ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.3f}" for k, v in val.items())
-            + f"  (best {best:.2f})")
+        say(
+            f"step {step}: "
+            + "  ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.3f}" for k, v in val.items())
+            + f"  (best {best:.2f})"
+        )
 
     t0 = time.time()
     last_ckpt = time.time()
@@ -216,8 +232,13 @@ def train(
             if sampler is not None:
                 sampler.set_epoch(epoch)
             gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-            loader = DataLoader(dataset, batch_size=cfg.batch, sampler=sampler or RandomSampler(dataset, generator=gen),
-                                drop_last=True, num_workers=0)
+            loader = DataLoader(
+                dataset,
+                batch_size=cfg.batch,
+                sampler=sampler or RandomSampler(dataset, generator=gen),
+                drop_last=True,
+                num_workers=0,
+            )
             for low, ref in loader:
                 net.train()
                 low = low.to(device, non_blocking=True, memory_format=torch.channels_last)

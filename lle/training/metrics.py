@@ -20,9 +20,9 @@ def psnr_gt_mean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return psnr((x.float() * scale.view(-1, 1, 1, 1)).clamp(0, 1), y)
 
 
-def gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
+def gaussian_window(sigma: float = 1.5, truncate: float = 3.5, radius: int | None = None) -> torch.Tensor:
     """1-D normalised Gaussian of radius ``int(truncate * sigma + 0.5)`` (scipy/scikit-image convention)."""
-    r = int(truncate * sigma + 0.5)
+    r = int(truncate * sigma + 0.5) if radius is None else radius
     t = torch.arange(-r, r + 1, dtype=torch.float32)
     g = torch.exp(-(t**2) / (2 * sigma**2))
     return g / g.sum()
@@ -43,7 +43,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, sigma: float
     """
     g = gaussian_window(sigma).to(x.device)
     if min(x.shape[-2:]) < g.numel():
-        g = gaussian_window(max(0.3, (min(x.shape[-2:]) - 1) / 7.0)).to(x.device)
+        r = (min(x.shape[-2:]) - 1) // 2
+        g = gaussian_window(max(0.5, r / 3.5), radius=r).to(x.device)
     x, y = x.float(), y.float()
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mx, my = _blur(x, g), _blur(y, g)
