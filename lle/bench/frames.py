@@ -1,0 +1,134 @@
+"""Benchmark inputs and the frame <-> tensor conversions that are timed as pre/post-processing.
+
+Test frames are fixed: scikit-image's sample photos (when scikit-image is installed) or a seeded synthetic scene,
+resized to the benchmark size and darkened like a low-light capture, as uint8 HWC RGB.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import cv2
+import numpy as np
+
+from lle.pipeline import pad_to_multiple, unpad
+
+__all__ = ["is_black", "make_frames", "parse_size", "postprocess", "preprocess", "psnr"]
+
+_SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> (width, height).
+
+    Raises:
+        ValueError: not two positive integers joined by ``x``.
+
+    Example:
+        >>> parse_size("640x360")
+        (640, 360)
+    """
+    w, sep, h = text.strip().lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 1 or int(h) < 1:
+        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 1280x720)")
+    return int(w), int(h)
+
+
+def _synthetic(h: int, w: int, seed: int) -> np.ndarray:
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        fx, fy, ph = r.uniform(2, 12), r.uniform(2, 12), r.uniform(0, 2 * math.pi)
+        img[..., c] = 0.5 + 0.35 * np.sin(xx / w * fx + ph) * np.cos(yy / h * fy)
+    for _ in range(12):  # a few hard-edged objects, so the output has structure at every scale
+        x0, y0 = int(r.integers(0, w)), int(r.integers(0, h))
+        cv2.rectangle(img, (x0, y0), (x0 + w // 8, y0 + h // 8), tuple(float(v) for v in r.uniform(0, 1, 3)), -1)
+    return img
+
+
+@functools.lru_cache(maxsize=len(_SAMPLES))
+def _sample_photo(i: int) -> np.ndarray | None:
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    try:
+        img = getattr(data, _SAMPLES[i % len(_SAMPLES)])()
+    except Exception:  # noqa: BLE001  (a sample that needs a download is skipped; synthetic frames replace it)
+        return None
+    img = np.asarray(img)
+    if img.ndim != 3 or img.shape[2] < 3:
+        return None
+    return img[..., :3].astype(np.float32) / 255.0
+
+
+def make_frames(width: int, height: int, count: int = 3, *, seed: int = 0, photos: bool = True) -> list[np.ndarray]:
+    """``count`` dark test frames, (H, W, 3) uint8 RGB, deterministic for a given size and seed.
+
+    Each frame is a sample photo (or synthetic scene) resized to ``width`` x ``height``, darkened by a random
+    exposure in [0.08, 0.25] and gamma 1.4, with Gaussian read noise (sigma 1.5 / 255).
+
+    Example:
+        >>> f = make_frames(64, 48, 2, photos=False)
+        >>> len(f), f[0].shape, f[0].dtype
+        (2, (48, 64, 3), dtype('uint8'))
+    """
+    r = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        img = _sample_photo(i) if photos else None
+        if img is None:
+            img = _synthetic(height, width, seed + i)
+        else:
+            interp = cv2.INTER_AREA if img.shape[1] > width else cv2.INTER_LINEAR
+            img = cv2.resize(img.copy(), (width, height), interpolation=interp)
+        gain = np.float32(r.uniform(0.08, 0.25) * 255.0)
+        noise = r.standard_normal(img.shape, dtype=np.float32) * np.float32(1.5)
+        dark = np.power(np.clip(img, 0, 1), np.float32(1.4)) * gain + noise + np.float32(0.5)
+        out.append(np.clip(dark, 0, 255).astype(np.uint8))
+    return out
+
+
+def preprocess(frames: list[np.ndarray], multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """uint8 (H, W, 3) frames -> padded (N, 3, H', W') float32 in [0, 1] and the original (H, W)."""
+    x = np.stack(frames).transpose(0, 3, 1, 2).astype(np.float32)
+    x *= np.float32(1.0 / 255.0)
+    return pad_to_multiple(x, multiple)
+
+
+def postprocess(y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(N, 3, H', W') float -> (N, H, W, 3) uint8: crop the padding, clip, round."""
+    y = unpad(y, hw).transpose(0, 2, 3, 1)
+    return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def psnr(x: np.ndarray, ref: np.ndarray, *, data_range: float = 255.0, cap: float = 100.0) -> float:
+    """PSNR in dB of ``x`` against ``ref`` (same shape), capped at ``cap`` (identical images give ``cap``).
+
+    Non-finite values in ``x`` give NaN, which fails every threshold.
+
+    Example:
+        >>> a = np.zeros((4, 4, 3), np.uint8)
+        >>> psnr(a, a)
+        100.0
+    """
+    xf, rf = x.astype(np.float64), ref.astype(np.float64)
+    if not np.isfinite(xf).all():
+        return math.nan
+    mse = float(np.mean((xf - rf) ** 2))
+    if mse == 0.0:
+        return cap
+    return min(cap, 10.0 * math.log10(data_range**2 / mse))
+
+
+def is_black(x: np.ndarray, ref: np.ndarray) -> bool:
+    """True when ``x`` is (nearly) all black while ``ref`` is not: the classic FP16 overflow/underflow symptom.
+
+    Example:
+        >>> is_black(np.zeros((2, 2)), np.full((2, 2), 0.5)), is_black(np.full((2, 2), 0.5), np.full((2, 2), 0.5))
+        (True, False)
+    """
+    ref_mean = float(np.mean(ref))
+    return ref_mean > 0 and float(np.nanmean(x)) < 0.02 * ref_mean

@@ -1,0 +1,116 @@
+"""PNG plots of a bench report with matplotlib's Agg backend: latency vs resolution, FPS bars per size."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lle.bench.report import BenchReport, BenchRow, write_atomic
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_fps", "plot_latency", "write_plots"]
+
+log = logging.getLogger(__name__)
+
+
+def _pixels(size: str) -> float:
+    w, _, h = size.partition("x")
+    return int(w) * int(h) / 1e6 if w.isdigit() and h.isdigit() else float("nan")
+
+
+def _measured(report: BenchReport) -> list[BenchRow]:
+    return [r for r in report.rows if r.status != "error" and r.p50_ms is not None and r.kind != "video"]
+
+
+def _figure(ncols: int) -> tuple[Figure, list]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5 * ncols, 4.8), dpi=110, layout="constrained")
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, axes
+
+
+def plot_latency(report: BenchReport) -> Figure | None:
+    """p50 latency (log) vs megapixels, one line per backend/precision, one panel per preset. None if no data."""
+    rows = _measured(report)
+    presets = sorted({r.preset for r in rows})
+    if not presets:
+        return None
+    fig, axes = _figure(len(presets))
+    for ax, preset in zip(axes, presets, strict=True):
+        series: dict[str, list[BenchRow]] = defaultdict(list)
+        for r in rows:
+            if r.preset == preset:
+                series[r.label].append(r)
+        for label, rs in sorted(series.items()):
+            rs.sort(key=lambda r: _pixels(r.size))
+            style = "--" if rs[0].kind == "reference" else "-"
+            marker = "x" if any(r.status == "accuracy" for r in rs) else "o"
+            ax.plot([_pixels(r.size) for r in rs], [r.p50_ms for r in rs], style, marker=marker, label=label)
+        for fps in (30, 60):
+            ax.axhline(1000 / fps, color="grey", lw=0.6, ls=":")
+            ax.text(ax.get_xlim()[0], 1000 / fps, f" {fps} FPS", va="bottom", fontsize=7, color="grey")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("megapixels per frame")
+        ax.set_ylabel("p50 latency per batch, ms (log)")
+        ax.set_title(f"{preset}: latency vs resolution")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{report.host.cpu} ({report.host.cores} cores)", fontsize=9)
+    return fig
+
+
+def plot_fps(report: BenchReport) -> Figure | None:
+    """Grouped FPS bars: one group per size, one bar per backend/precision; one panel per preset."""
+    rows = _measured(report)
+    presets = sorted({r.preset for r in rows})
+    if not presets:
+        return None
+    fig, axes = _figure(len(presets))
+    for ax, preset in zip(axes, presets, strict=True):
+        rs = [r for r in rows if r.preset == preset]
+        sizes = sorted({r.size for r in rs}, key=_pixels)
+        labels = sorted({r.label for r in rs})
+        width = 0.8 / max(1, len(labels))
+        for i, label in enumerate(labels):
+            by_size = {r.size: r for r in rs if r.label == label}
+            xs = [j + (i - (len(labels) - 1) / 2) * width for j in range(len(sizes))]
+            vals = [by_size[s].fps or 0.0 if s in by_size else 0.0 for s in sizes]
+            hatch = ["//" if s in by_size and by_size[s].status == "accuracy" else "" for s in sizes]
+            bars = ax.bar(xs, vals, width, label=label)
+            for b, hh in zip(bars, hatch, strict=True):
+                b.set_hatch(hh)
+        ax.set_xticks(range(len(sizes)), sizes)
+        ax.set_yscale("log")
+        ax.set_ylabel("frames per second (log)")
+        ax.set_title(f"{preset}: FPS by size (hatched = failed accuracy)")
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def write_plots(report: BenchReport, out: Path, *, stem: str = "bench") -> list[Path]:
+    """Write ``<stem>_latency.png`` and ``<stem>_fps.png`` into ``out``; [] (with a log line) without matplotlib."""
+    try:
+        import matplotlib  # noqa: F401  (Figure objects need no pyplot, so no GUI backend is ever chosen)
+    except ImportError:
+        log.warning("matplotlib is not installed; no plots (pip install 'lle[bench]')")
+        return []
+    out_paths = []
+    for name, make in (("latency", plot_latency), ("fps", plot_fps)):
+        fig = make(report)
+        if fig is not None:
+            out_paths.append(write_atomic(out / f"{stem}_{name}.png", _png(fig)))
+    return out_paths

@@ -1,0 +1,340 @@
+"""Run a benchmark: every (backend, precision) at every size, plus the reference rows, into a :class:`BenchReport`.
+
+One failed combination becomes an ``error`` row with its reason; the run always finishes. Speed is never reported
+without accuracy: each row carries its PSNR against torch FP32 eager on the same test frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from lle.bench.artifacts import ArtifactSpec, resolve_artifact
+from lle.bench.frames import is_black, make_frames, postprocess, preprocess, psnr
+from lle.bench.memory import PeakMemory
+from lle.bench.report import BenchReport, BenchRow, collect_host
+from lle.bench.timing import StageTimer, measure, summarize
+from lle.errors import ConfigError, LLEError, MissingDependencyError
+from lle.pipeline import unpad
+
+__all__ = ["DEFAULT_MIN_PSNR", "BenchConfig", "run_bench", "summarize_rows"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_PSNR = {"fp32": 50.0, "bf16": 35.0, "fp16": 40.0, "int8": 30.0}
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """What to benchmark. ``sizes`` are (width, height); give at most one of ``iters`` / ``seconds`` (default 3 s).
+
+    ``weights`` (.safetensors) feeds torch and on-the-fly exports; ``artifacts`` is an ``lle export`` folder whose
+    artifacts are used first. ``threads`` 0 leaves each runtime's default. ``min_psnr`` maps precision -> dB.
+    """
+
+    weights: Path | None = None
+    artifacts: Path | None = None
+    backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+    precisions: tuple[str, ...] = ("fp32",)
+    sizes: tuple[tuple[int, int], ...] = ((1280, 720),)
+    batch: int = 1
+    warmup: int = 3
+    iters: int | None = None
+    seconds: float | None = None
+    threads: int = 0
+    device: str = "auto"
+    quality_frames: int = 3
+    min_psnr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_PSNR))
+    references: bool = True
+    cache_dir: Path | None = None
+    video: Path | None = None
+    photos: bool = True
+
+    def __post_init__(self) -> None:
+        if self.iters is not None and self.seconds is not None:
+            raise ConfigError("give either iters or seconds, not both", hint="--iters N or --seconds S")
+        if (self.iters is not None and self.iters < 1) or (self.seconds is not None and self.seconds <= 0):
+            raise ConfigError(f"iters/seconds must be positive, got iters={self.iters} seconds={self.seconds}")
+        if self.batch < 1 or self.warmup < 0 or self.quality_frames < 1 or self.threads < 0:
+            raise ConfigError(
+                f"need batch >= 1, warmup >= 0, quality_frames >= 1, threads >= 0; got batch={self.batch}, "
+                f"warmup={self.warmup}, quality_frames={self.quality_frames}, threads={self.threads}"
+            )
+        if not self.sizes and self.video is None:
+            raise ConfigError("no sizes to benchmark", hint="--sizes 1280x720,1920x1080")
+        if self.weights is None and self.artifacts is None:
+            raise ConfigError("nothing to benchmark", hint="pass --preset, --weights or --artifacts")
+
+    @property
+    def budget(self) -> dict[str, Any]:
+        """``iters``/``seconds`` keyword arguments for :func:`measure` (3 s when neither is set)."""
+        return {"iters": self.iters, "seconds": None} if self.iters else {"iters": None, "seconds": self.seconds or 3.0}
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, LLEError):
+        return f"{err}" + (f" ({err.hint})" if err.hint else "")
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
+
+
+def _size(wh: tuple[int, int]) -> str:
+    return f"{wh[0]}x{wh[1]}"
+
+
+def _preset_of(cfg: BenchConfig) -> str:
+    if cfg.weights is not None:
+        from lle.models.checkpoint import load_card
+
+        return load_card(cfg.weights).preset
+    return cfg.artifacts.name if cfg.artifacts is not None else "?"
+
+
+def _backend_opts(cfg: BenchConfig, backend: str) -> dict[str, Any]:
+    opts: dict[str, Any] = {"device": cfg.device}
+    if backend == "torch" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        opts["device"] = "auto"  # OpenVINO device names (GPU, NPU) mean nothing to torch
+    if cfg.threads:
+        opts["threads"] = cfg.threads
+    return opts
+
+
+def _set_torch_threads(cfg: BenchConfig) -> None:
+    if cfg.threads:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            torch.set_num_threads(cfg.threads)
+
+
+class _Bench:
+    def __init__(self, cfg: BenchConfig, progress: Progress | None) -> None:
+        self.cfg, self.progress = cfg, progress
+        self.preset = _preset_of(cfg)
+        self.frames = {wh: make_frames(*wh, max(cfg.quality_frames, cfg.batch), photos=cfg.photos) for wh in cfg.sizes}
+        self.refs: dict[tuple[int, int], list[np.ndarray]] = {}
+        self.ref_error = ""
+        self.done, self.total = 0, 0
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def reference_outputs(self) -> None:
+        """Torch FP32 eager outputs on the quality frames, on the CPU, for every size."""
+        if self.cfg.weights is None:
+            self.ref_error = "no weights for a torch FP32 reference"
+            return
+        try:
+            from lle.backends.registry import load_backend
+
+            ref = load_backend("torch", self.cfg.weights, device="cpu", precision="fp32")
+        except Exception as err:  # noqa: BLE001  (no reference: rows keep their timing, PSNR stays empty)
+            self.ref_error = f"no torch FP32 reference: {_reason(err)}"
+            log.warning(self.ref_error)
+            return
+        try:
+            mult = ref.input_spec.size_multiple
+            for wh, frames in self.frames.items():
+                self.refs[wh] = [self._enhance(ref.infer, f, mult) for f in frames[: self.cfg.quality_frames]]
+        finally:
+            ref.close()
+
+    @staticmethod
+    def _enhance(infer: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, mult: int) -> np.ndarray:
+        x, hw = preprocess([frame], mult)
+        y = np.asarray(unpad(infer(x), hw), dtype=np.float32)
+        return np.clip(y, 0.0, 1.0)
+
+    def floor_rows(self) -> list[BenchRow]:
+        """The resize + copy floor: a x4 INTER_AREA downscale plus one full-frame uint8 copy."""
+        rows = []
+        for wh, frames in self.frames.items():
+            frame = frames[0]
+            out = np.empty_like(frame)
+
+            def step(frame: np.ndarray = frame, out: np.ndarray = out, wh: tuple[int, int] = wh) -> None:
+                cv2.resize(frame, (max(1, wh[0] // 4), max(1, wh[1] // 4)), interpolation=cv2.INTER_AREA)
+                np.copyto(out, frame)
+
+            s = summarize(self._measure(step))
+            rows.append(BenchRow(
+                self.preset, "resize+copy", "", _size(wh), "ok", kind="reference", device="cpu", iters=s.n,
+                p50_ms=s.p50_ms, p90_ms=s.p90_ms, p99_ms=s.p99_ms, mean_ms=s.mean_ms, fps=1000.0 / s.p50_ms,
+                reason="floor: cv2 INTER_AREA /4 + full-frame copy", runtime_version=cv2.__version__,
+            ))  # fmt: skip
+            self._tick()
+        return rows
+
+    def _measure(self, step: Callable[[], object], sync: Callable[[], None] | None = None) -> list[float]:
+        c = self.cfg
+        return measure(step, warmup=c.warmup, sync=sync, **c.budget)
+
+    def combo_rows(self, backend: str, precision: str, kind: str, cache: Path) -> list[BenchRow]:
+        """Rows for one combination at every size; one ``error`` row (size ``-``) if it cannot be exported/loaded."""
+        from lle.backends.registry import available_backends, backend_class
+
+        base = {"preset": self.preset, "backend": backend, "precision": precision, "kind": kind,
+                "batch": self.cfg.batch, "min_psnr_db": self.cfg.min_psnr.get(precision)}  # fmt: skip
+        try:
+            cls = backend_class(backend)  # unknown names and unimportable modules fail here, before any export
+            if backend not in available_backends():
+                extra = getattr(cls, "extra", "") or backend
+                raise MissingDependencyError(f"{backend} is not installed", hint=f"pip install 'lle[{extra}]'")
+            spec = resolve_artifact(self.cfg.weights, backend, precision, artifacts=self.cfg.artifacts, cache=cache)
+            base.update(artifact=str(spec.path), artifact_mb=round(spec.size_mb, 3))
+            runner = cls(spec.path, precision=precision, **_backend_opts(self.cfg, backend))
+            runner.load()
+        except Exception as err:  # noqa: BLE001  (a combination that cannot be exported/loaded is an error row)
+            log.info("%s %s: %s", backend, precision, _reason(err))
+            self.done += len(self.cfg.sizes) - 1
+            self._tick()
+            return [BenchRow(size="-", status="error", reason=_reason(err), **base)]
+        try:
+            info = runner.describe()
+            base.update(device=info.device, runtime_version=info.runtime_version)
+            rows = []
+            for wh in self.cfg.sizes:
+                try:
+                    rows.append(self._run_size(runner, wh, spec, base))
+                except Exception as err:  # noqa: BLE001  (e.g. a size outside an engine's profile)
+                    rows.append(BenchRow(size=_size(wh), status="error", reason=_reason(err), **base))
+                self._tick()
+            return rows
+        finally:
+            runner.close()
+
+    def _run_size(self, runner: Any, wh: tuple[int, int], spec: ArtifactSpec, base: dict[str, Any]) -> BenchRow:
+        cfg, frames = self.cfg, self.frames[wh]
+        mult = runner.input_spec.size_multiple
+        sync = getattr(runner, "synchronize", None)
+        with PeakMemory(device=str(base.get("device", ""))) as mem:
+            outs = [self._enhance(runner.infer, f, mult) for f in frames[: cfg.quality_frames]]
+            status, reason, score = self._accuracy(outs, self.refs.get(wh), base["precision"])
+            batch = [frames[i % len(frames)] for i in range(cfg.batch)]
+            st = StageTimer(("pre", "infer", "post"), sync=sync)
+
+            def step() -> None:
+                with st("pre"):
+                    x, hw = preprocess(batch, mult)
+                with st("infer"):
+                    y = runner.infer(x)
+                with st("post"):
+                    postprocess(y, hw)
+
+            for _ in range(cfg.warmup):
+                step()
+            st.reset()
+            s = summarize(measure(step, warmup=0, **cfg.budget))
+        med = st.medians()
+        return BenchRow(
+            size=_size(wh), status=status, reason=reason, iters=s.n, p50_ms=s.p50_ms, p90_ms=s.p90_ms,
+            p99_ms=s.p99_ms, mean_ms=s.mean_ms, fps=cfg.batch * 1000.0 / s.p50_ms, pre_ms=med["pre"],
+            infer_ms=med["infer"], post_ms=med["post"], peak_rss_mb=mem.rss_mb, gpu_mem_mb=mem.gpu_mb,
+            psnr_db=score, **base,
+        )  # fmt: skip
+
+    def _accuracy(self, outs: list[np.ndarray], refs: list[np.ndarray] | None, precision: str) -> tuple[str, str, Any]:
+        if not all(np.isfinite(o).all() for o in outs):
+            return "accuracy", "NaN/Inf in the output", math.nan
+        if refs is None:
+            return "ok", self.ref_error or "no reference output", None
+        score = min(psnr(o, r, data_range=1.0) for o, r in zip(outs, refs, strict=True))
+        if any(is_black(o, r) for o, r in zip(outs, refs, strict=True)):
+            return "accuracy", "black output", score
+        need = self.cfg.min_psnr.get(precision)
+        if need is not None and score < need:
+            return "accuracy", f"PSNR {score:.1f} dB < {need:g} dB vs torch fp32", score
+        return "ok", "", score
+
+
+def _combos(cfg: BenchConfig) -> list[tuple[str, str, str]]:
+    from lle.backends.registry import ALIASES
+
+    out: list[tuple[str, str, str]] = []
+    wanted = [(ALIASES.get(b, b), p) for b in cfg.backends for p in cfg.precisions]
+    if cfg.references and cfg.weights is not None:
+        out.append(("torch", "fp32", "reference"))
+    for b, p in wanted:
+        if (b, p) == ("torch", "fp32") and cfg.references and cfg.weights is not None:
+            continue
+        if b == "torch" and p == "int8":
+            continue  # torch eager has no int8 path; the int8 rows come from the exported runtimes
+        if (b, p, "model") not in out:
+            out.append((b, p, "model"))
+    return out
+
+
+def summarize_rows(rows: list[BenchRow]) -> tuple[list[BenchRow], dict[str, Any]]:
+    """Fill ``speedup_vs_eager`` and pick the fastest accurate artifact per (preset, size)."""
+    eager = {(r.preset, r.size): r for r in rows if r.backend == "torch" and r.precision == "fp32" and r.fps}
+    best: list[dict[str, Any]] = []
+    out = []
+    for r in rows:
+        e = eager.get((r.preset, r.size))
+        if e and r.fps and r.status != "error" and r.kind != "video" and r.backend != "resize+copy":
+            r = dataclasses.replace(r, speedup_vs_eager=round(r.fps / e.fps, 3))
+        out.append(r)
+    for key in dict.fromkeys((r.preset, r.size) for r in out):
+        cands = [r for r in out if (r.preset, r.size) == key and r.status == "ok" and r.kind == "model" and r.fps]
+        if not cands:
+            continue
+        b = max(cands, key=lambda r: r.fps or 0.0)
+        e = eager.get(key)
+        best.append({"preset": key[0], "size": key[1], "label": b.label, "fps": b.fps, "p50_ms": b.p50_ms,
+                     "psnr_db": b.psnr_db, "eager_fps": e.fps if e else None,
+                     "speedup": b.speedup_vs_eager})  # fmt: skip
+    return out, {"best": best}
+
+
+def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, command: str = "") -> BenchReport:
+    """Benchmark every combination in ``cfg``; never raises for a combination that fails (it becomes a row).
+
+    Raises:
+        ConfigError / InputError: the configuration itself is unusable (e.g. unreadable weights).
+    """
+    _set_torch_threads(cfg)
+    bench = _Bench(cfg, progress)
+    combos = _combos(cfg)
+    cache = Path(tempfile.mkdtemp(prefix="lle-bench-")) if cfg.cache_dir is None else cfg.cache_dir
+    rows: list[BenchRow] = []
+    try:
+        if cfg.video is not None:
+            from lle.bench.video import video_rows
+
+            bench.total = len(combos)
+            rows += video_rows(cfg, bench.preset, combos, cache, tick=bench._tick)
+        else:
+            bench.total = len(cfg.sizes) * (len(combos) + int(cfg.references))
+            bench.reference_outputs()
+            if cfg.references:
+                rows += bench.floor_rows()
+            for backend, precision, kind in combos:
+                rows += bench.combo_rows(backend, precision, kind, cache)
+    finally:
+        if cfg.cache_dir is None:
+            shutil.rmtree(cache, ignore_errors=True)
+    rows, summary = summarize_rows(rows)
+    settings = {
+        "preset": bench.preset, "weights": str(cfg.weights or ""), "artifacts": str(cfg.artifacts or ""),
+        "backends": ",".join(cfg.backends), "precisions": ",".join(cfg.precisions),
+        "sizes": ",".join(_size(s) for s in cfg.sizes), "batch": cfg.batch, "warmup": cfg.warmup,
+        "iters": cfg.iters, "seconds": cfg.seconds, "threads": cfg.threads, "device": cfg.device,
+        "quality_frames": cfg.quality_frames, "min_psnr": cfg.min_psnr, "video": str(cfg.video or ""),
+        "frames": "scikit-image sample photos, darkened" if cfg.photos else "synthetic dark scenes",
+    }  # fmt: skip
+    return BenchReport(collect_host(command), settings, rows, summary)
