@@ -10,6 +10,7 @@ import typer
 
 from lle import __version__
 from lle.cli import enhance, info, train
+from lle.cli import eval as eval_cmd
 from lle.cli._common import STATE, err_console
 
 __all__ = ["app", "main"]
@@ -47,7 +48,7 @@ def _root(
     STATE["debug"] = debug
 
 
-for _module in (enhance, info, train):
+for _module in (enhance, info, train, eval_cmd):
     _module.register(app)
 
 

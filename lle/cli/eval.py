@@ -1,0 +1,81 @@
+"""``lle eval``: score weights on paired images against classical baselines; contact sheet for a visual check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lle.cli._common import cli_errors, default_weights, out_console, progress_bar
+
+__all__ = ["register"]
+
+
+@cli_errors
+def evaluate(
+    pairs: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="LOW_DIR REF_DIR: folders of dark inputs and references with matching file names."),
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="Weights (.safetensors). Default: the preset's bundled ones.")
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Preset whose bundled weights to use when --weights is not given.")
+    ] = "quality",
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the JSON report and contact sheet.")] = Path(
+        "eval"
+    ),
+    name: Annotated[str | None, typer.Option(help="Data set name in the report (default: LOW_DIR's parent).")] = None,
+    max_side: Annotated[
+        int, typer.Option(help="Downscale pairs so the long side is at most this (0 = full size).")
+    ] = 0,
+    sheet_rows: Annotated[int, typer.Option(help="Pairs shown in the contact sheet.")] = 6,
+    baselines: Annotated[bool, typer.Option(help="Also score identity, global gamma and CLAHE.")] = True,
+) -> None:
+    """Evaluate weights on paired images: PSNR, GT-mean PSNR, SSIM, brightness error, per image and on average.
+
+    Writes OUT/<name>.json and OUT/<name>_sheet.png (input | output | reference | baselines).
+    """
+    from lle.errors import InputError
+
+    if pairs is None:
+        raise InputError("nothing to evaluate", hint="pass --pairs LOW_DIR REF_DIR")
+    from lle.backends.torch_backend import TorchBackend
+    from lle.data.datasets import load_pairs
+    from lle.errors import DataError
+    from lle.evaluate import BASELINES, contact_sheet, evaluate, write_report
+    from lle.io.image import from_nchw, to_nchw
+    from lle.pipeline import Enhancer
+
+    low_dir, ref_dir = pairs
+    w = default_weights(preset, weights)
+    rep = load_pairs(low_dir, ref_dir, max_side=max_side or None)
+    if not rep.pairs:
+        raise DataError(f"no usable pairs in {low_dir} / {ref_dir}", hint="; ".join(rep.problems[:3]) or None)
+    dataset = name or low_dir.resolve().parent.name
+    with TorchBackend(w) as backend:
+        enh = Enhancer(backend.infer, backend.input_spec.size_multiple)
+        methods = {"lle": lambda x: from_nchw(enh(to_nchw(x)))}
+        if baselines:
+            methods |= BASELINES
+        with progress_bar("evaluating", len(rep.pairs) * len(methods)) as bar:
+            report, kept = evaluate(
+                rep.pairs, methods, dataset=dataset, keep=sheet_rows,
+                progress=lambda i, n: bar.update(bar.task_ids[0], completed=i),
+            )  # fmt: skip
+    cols = ["input", "lle", "reference"] + [b for b in BASELINES if baselines and b != "identity"]
+    paths = write_report(report, out, contact_sheet(kept, cols) if kept else None)
+    table = Table("method", "PSNR", "GT-mean PSNR", "SSIM", "brightness err", title=f"{dataset}: {report.n} pairs")
+    for m in report.methods:
+        table.add_row(m.name, f"{m.psnr:.2f}", f"{m.psnr_gt_mean:.2f}", f"{m.ssim:.3f}", f"{m.brightness_error:+.3f}")
+    out_console.print(table)
+    if problems := rep.problems:
+        out_console.print(f"skipped {len(problems)} pair(s): " + "; ".join(problems[:5]))
+    out_console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(evaluate)

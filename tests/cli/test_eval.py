@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from lle.cli.app import app
+from lle.data.datasets import Pair
+from lle.evaluate import BASELINES, evaluate
+from lle.io.image import read_image, write_image
+
+runner = CliRunner()
+
+
+def _pairs(root, n=3):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        ref = rng.uniform(0.3, 0.7, (24, 32, 3)).astype(np.float32)
+        write_image(root / "ref" / f"{i}.png", ref)
+        write_image(root / "low" / f"{i}.png", ref * 0.25)
+    return root / "low", root / "ref"
+
+
+def test_eval_writes_report_and_sheet(tmp_path, tiny_weights) -> None:
+    low, ref = _pairs(tmp_path / "set")
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "--pairs",
+            str(low),
+            str(ref),
+            "--weights",
+            str(tiny_weights["quality"]),
+            "-o",
+            str(out),
+            "--name",
+            "tiny",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "tiny.json").read_text())
+    assert rep["n"] == 3 and [m["name"] for m in rep["methods"]] == ["lle", *BASELINES]
+    ident = rep["methods"][1]
+    assert ident["brightness_error"] < 0 and len(ident["per_image"]) == 3
+    sheet, _ = read_image(out / "tiny_sheet.png")
+    assert sheet.shape[0] > 3 * 24
+
+
+def test_baselines_brighten_and_identity_scores_input() -> None:
+    ref = np.random.default_rng(1).uniform(0.3, 0.7, (32, 32, 3)).astype(np.float32)
+    pairs = [Pair("a", ref * 0.2, ref)]
+    report, kept = evaluate(pairs, dict(BASELINES), keep=1)
+    by = {m.name: m for m in report.methods}
+    assert by["gamma"].psnr > by["identity"].psnr
+    assert abs(by["gamma"].brightness_error) < abs(by["identity"].brightness_error)
+    assert set(kept[0]) == {"input", "reference", *BASELINES}
+
+
+def test_eval_bad_inputs(tmp_path, tiny_weights) -> None:
+    res = runner.invoke(app, ["eval", "--weights", str(tiny_weights["quality"])])
+    assert res.exit_code == 1 and "--pairs" in res.output
+    res = runner.invoke(
+        app, ["eval", "--pairs", str(tmp_path / "a"), str(tmp_path / "b"), "--weights", str(tiny_weights["quality"])]
+    )
+    assert res.exit_code == 1 and "data folder not found" in res.output
