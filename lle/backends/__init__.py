@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from lle.backends.base import Backend, BackendInfo, TensorSpec
-from lle.backends.registry import available_backends, backend_class, list_backends, load_backend
+from lle.backends.registry import auto_backend, available_backends, backend_class, list_backends, load_backend
 
-__all__ = ["Backend", "BackendInfo", "TensorSpec", "available_backends", "backend_class", "list_backends", "load_backend"]
+__all__ = [
+    "Backend", "BackendInfo", "TensorSpec", "auto_backend", "available_backends", "backend_class", "list_backends",
+    "load_backend",
+]

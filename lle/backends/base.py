@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,14 +19,19 @@ Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
-    """Input constraints of a loaded artifact. ``None`` in ``shape`` = dynamic; H and W must be multiples of
-    ``size_multiple`` (the :class:`lle.pipeline.Enhancer` pads for that)."""
+    """Input constraints of a loaded artifact.
+
+    ``None`` in ``shape`` = dynamic; H and W must be multiples of ``size_multiple`` (the
+    :class:`lle.pipeline.Enhancer` pads for that).
+    """
 
     shape: tuple[int | None, ...] = (None, 3, None, None)
     dtype: str = "float32"
     size_multiple: int = 1
     min_hw: tuple[int, int] | None = None
     max_hw: tuple[int, int] | None = None
+    state_shape: tuple[int, ...] | None = None
+    """(6, L, L) for video graphs of the realtime preset (extra input ``state`` and ``alpha``), else ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +56,9 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     extra: ClassVar[str]
 
-    def __init__(self, model_path: Path, *, device: str = "auto", precision: Precision = "fp32", **options: Any) -> None:
+    def __init__(
+        self, model_path: Path, *, device: str = "auto", precision: Precision = "fp32", **options: Any
+    ) -> None:
         self.model_path, self.device, self.precision = Path(model_path), device, precision
         self.options = options
 
@@ -67,6 +75,52 @@ class Backend(abc.ABC):
     def input_spec(self) -> TensorSpec:
         """Constraints on ``infer``'s input."""
 
+    def infer_iter(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """``infer`` over many batches, results in order. Backends with asynchronous queues keep several in flight."""
+        for b in batches:
+            yield self.infer(b)
+
+    @property
+    def stateful(self) -> bool:
+        """True when the artifact carries temporal state (see :meth:`infer_stateful`)."""
+        return self.input_spec.state_shape is not None
+
+    def zero_state(self, n: int = 1) -> np.ndarray:
+        """An all-zero state for ``n`` frames: (n, 6, L, L) float32.
+
+        Raises:
+            BackendError: the artifact has no temporal state.
+        """
+        shape = self.input_spec.state_shape
+        if shape is None:
+            raise BackendError(f"{self.name}: {self.model_path.name} has no temporal state (only realtime models do)")
+        return np.zeros((n, *shape), np.float32)
+
+    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """One video step: ``(output, state_out)`` with ``state_out = alpha * state + (1 - alpha) * coefficients``.
+
+        ``batch`` is (N, 3, H, W) float32 in [0, 1], ``state`` (N, 6, L, L) float32 (zeros at a scene cut), ``alpha``
+        in [0, 1]; ``alpha = 0`` gives the single-image result. Only artifacts with :attr:`stateful` support it.
+
+        Raises:
+            BackendError: the artifact has no temporal state, or the inputs do not fit.
+        """
+        raise BackendError(
+            f"{self.name}: {self.model_path.name} has no temporal state (only realtime models do)",
+            hint="use infer() for single images",
+        )
+
+    def check_state(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> None:
+        """Raise BackendError when ``state``/``alpha`` do not fit :meth:`infer_stateful`."""
+        shape = self.input_spec.state_shape
+        if shape is None:
+            self.zero_state()
+        expected = (batch.shape[0], *(shape or ()))
+        if state.shape != expected or state.dtype != np.float32:
+            raise BackendError(f"{self.name}: state {state.shape} {state.dtype}, expected {expected} float32")
+        if not 0.0 <= alpha <= 1.0:
+            raise BackendError(f"{self.name}: alpha={alpha} is outside [0, 1]")
+
     def describe(self) -> BackendInfo:
         """Name, precision, device, artifact and runtime version."""
         return BackendInfo(self.name, self.precision, self.device, str(self.model_path), "")
@@ -77,7 +131,8 @@ class Backend(abc.ABC):
     def check_input(self, batch: np.ndarray) -> None:
         """Raise BackendError naming expected vs actual shape/dtype when ``batch`` violates ``input_spec``."""
         spec = self.input_spec
-        ok = batch.ndim == len(spec.shape) and all(s is None or s == b for s, b in zip(spec.shape, batch.shape))
+        ok = batch.ndim == len(spec.shape)
+        ok = ok and all(s is None or s == b for s, b in zip(spec.shape, batch.shape, strict=True))
         if not ok or batch.dtype != np.dtype(spec.dtype):
             raise BackendError(
                 f"{self.name}: input {tuple(batch.shape)} {batch.dtype}, expected {spec.shape} {spec.dtype}"

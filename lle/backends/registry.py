@@ -14,7 +14,10 @@ from typing import Any
 from lle.backends.base import Backend
 from lle.errors import BackendError, ConfigError
 
-__all__ = ["BACKENDS", "available_backends", "backend_class", "list_backends", "load_backend"]
+__all__ = [
+    "BACKENDS", "SUFFIX_BACKENDS", "auto_backend", "available_backends", "backend_class", "list_backends",
+    "load_backend",
+]
 
 BACKENDS: dict[str, str] = {
     "torch": "lle.backends.torch_backend:TorchBackend",
@@ -23,6 +26,15 @@ BACKENDS: dict[str, str] = {
     "tensorrt": "lle.backends.trt_backend:TrtBackend",
 }
 ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
+# Artifact suffix -> backends that run it, fastest first. For .onnx on this project's reference CPU (2-core x86),
+# onnxruntime beat OpenVINO on both presets with dynamic shapes (benchmarks/results/run_fps.md), so it comes first.
+SUFFIX_BACKENDS: dict[str, tuple[str, ...]] = {
+    ".safetensors": ("torch",),
+    ".onnx": ("onnxruntime", "openvino"),
+    ".xml": ("openvino",),
+    ".plan": ("tensorrt",),
+    ".engine": ("tensorrt",),
+}
 _RUNTIME_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
 
 
@@ -48,6 +60,32 @@ def available_backends() -> list[str]:
     return out
 
 
+def auto_backend(model_path: Path) -> str:
+    """The fastest installed backend for ``model_path``, chosen by file type (see ``SUFFIX_BACKENDS``).
+
+    Raises:
+        ConfigError: unknown file type.
+        MissingDependencyError: no runtime for this file type is installed (names the extra).
+    """
+    from lle.errors import MissingDependencyError
+
+    suffix = Path(model_path).suffix.lower()
+    if suffix not in SUFFIX_BACKENDS:
+        raise ConfigError(
+            f"cannot pick a backend for {Path(model_path).name}: unknown model type {suffix or '(none)'}",
+            hint=f"expected one of {', '.join(SUFFIX_BACKENDS)}",
+        )
+    have = set(available_backends())
+    for name in SUFFIX_BACKENDS[suffix]:
+        if name in have:
+            return name
+    first = SUFFIX_BACKENDS[suffix][0]
+    raise MissingDependencyError(
+        f"no installed runtime runs {suffix} models (tried {', '.join(SUFFIX_BACKENDS[suffix])})",
+        hint=f"pip install 'lle[{first}]'",
+    )
+
+
 def backend_class(name: str) -> type[Backend]:
     """Resolve ``name`` (or an alias: ort, ov, trt) to its class, importing only that backend's module.
 
@@ -68,7 +106,15 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def load_backend(name: str, model_path: Path, **opts: Any) -> Backend:
-    """Construct and load backend ``name`` on ``model_path``. The caller closes it (or uses ``with``)."""
+    """Construct and load backend ``name`` (or ``"auto"``) on ``model_path``. The caller closes it (or uses ``with``).
+
+    Raises:
+        ConfigError: unknown backend name or model type.
+        MissingDependencyError: the backend's runtime is not installed.
+        BackendError: the artifact cannot be loaded.
+    """
+    if name == "auto":
+        name = auto_backend(model_path)
     backend = backend_class(name)(Path(model_path), **opts)
     backend.load()
     return backend

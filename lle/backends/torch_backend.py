@@ -17,7 +17,11 @@ __all__ = ["TorchBackend"]
 
 
 class TorchBackend(Backend):
-    """``device``: auto | cpu | cuda[:i]; ``precision``: fp32 | bf16 | fp16 (fp16 only on CUDA); channels_last always."""
+    """``device``: auto | cpu | cuda[:i]; ``precision``: fp32 | bf16 | fp16 (fp16 only on CUDA); channels_last always.
+
+    The realtime preset is wrapped in :class:`lle.models.realtime.TemporalRealtime`, so :meth:`infer_stateful`
+    behaves exactly like the exported video graphs.
+    """
 
     name = "torch"
     extra = "torch"
@@ -25,6 +29,8 @@ class TorchBackend(Backend):
     def __init__(self, model_path: Any, **kw: Any) -> None:
         super().__init__(model_path, **kw)
         self._model: nn.Module | None = None
+        self._temporal: nn.Module | None = None
+        self._state_shape: tuple[int, ...] | None = None
         self._mult = 16
 
     def load(self) -> None:
@@ -49,11 +55,16 @@ class TorchBackend(Backend):
         self._mult = card.size_multiple
         self._dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
         self.device = dev
-        self._model = model.to(dev, dtype=self._dtype, memory_format=torch.channels_last).eval()
+        self._model = model.to(dev, dtype=self._dtype, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
+        from lle.models.realtime import RealtimeUNet, TemporalRealtime
+
+        if isinstance(self._model, RealtimeUNet):
+            self._temporal = TemporalRealtime(self._model).eval()
+            self._state_shape = (6, self._model.lowres, self._model.lowres)
 
     @property
     def input_spec(self) -> TensorSpec:
-        return TensorSpec(size_multiple=self._mult)
+        return TensorSpec(size_multiple=self._mult, state_shape=self._state_shape)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         if self._model is None:
@@ -66,10 +77,26 @@ class TorchBackend(Backend):
             y = self._model(x).float()
         return np.ascontiguousarray(y.cpu().numpy())
 
+    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        if self._model is None:
+            raise BackendError("torch backend: call load() first")
+        if self._temporal is None:
+            return super().infer_stateful(batch, state, alpha)
+        import torch
+
+        self.check_input(batch)
+        self.check_state(batch, state, alpha)
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, dtype=self._dtype, memory_format=torch.channels_last)
+            s = torch.from_numpy(state).to(self.device, dtype=self._dtype)
+            a = torch.tensor([alpha], device=self.device, dtype=self._dtype)
+            y, s_out = self._temporal(x, s, a)
+        return np.ascontiguousarray(y.float().cpu().numpy()), np.ascontiguousarray(s_out.float().cpu().numpy())
+
     def describe(self) -> BackendInfo:
         import torch
 
         return BackendInfo(self.name, self.precision, self.device, str(self.model_path), torch.__version__)
 
     def close(self) -> None:
-        self._model = None
+        self._model = self._temporal = None

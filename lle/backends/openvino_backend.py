@@ -1,0 +1,180 @@
+"""OpenVINO backend: runs OpenVINO IR (``.xml`` + ``.bin``) or ``.onnx`` on CPU, GPU or NPU."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lle._lazy import require
+from lle.backends._graph import ALPHA, INPUT, OUTPUT, STATE, STATE_OUT, check_graph_io, parse_size_multiple
+from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.errors import BackendError
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+__all__ = ["OpenVinoBackend"]
+
+log = logging.getLogger(__name__)
+
+_PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}  # int8: the IR's own (quantized) precision
+_HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
+
+
+class OpenVinoBackend(Backend):
+    """Runs an OpenVINO model with one infer request (live video) or an async queue (files).
+
+    ``device``: auto | cpu | gpu[.i] | npu (OpenVINO device names, any case). ``precision``: fp32 | fp16 | bf16 |
+    int8; fp32 sets ``INFERENCE_PRECISION_HINT=f32`` because OpenVINO runs bf16 by default on CPUs with AMX/AVX512-BF16.
+
+    Options: ``hint`` = latency (default; live video) | throughput (files; used by :meth:`infer_iter` with an
+    ``AsyncInferQueue``), ``cache_dir`` (compiled-model cache, speeds up the next load, needed for GPU/NPU start-up),
+    ``threads`` (``INFERENCE_NUM_THREADS``, 0 = default). NPU needs static shapes: export with a fixed size.
+    """
+
+    name = "openvino"
+    extra = "openvino"
+
+    def __init__(self, model_path: Any, **kw: Any) -> None:
+        super().__init__(model_path, **kw)
+        self._compiled: ov.CompiledModel | None = None
+        self._req: ov.InferRequest | None = None
+        self._spec = TensorSpec()
+        self._ov_device = ""
+
+    def _config(self) -> dict[str, str]:
+        hint = str(self.options.get("hint", "latency")).lower()
+        if hint not in _HINTS:
+            raise BackendError(f"openvino: unknown hint {hint!r}", hint="latency or throughput")
+        cfg = {"PERFORMANCE_HINT": _HINTS[hint]}
+        if self.precision in _PRECISION:
+            cfg["INFERENCE_PRECISION_HINT"] = _PRECISION[self.precision]
+        elif self.precision != "int8":
+            raise BackendError(f"openvino: precision {self.precision!r} not supported", hint="fp32, fp16, bf16, int8")
+        threads = int(self.options.get("threads", 0) or 0)
+        if threads:
+            cfg["INFERENCE_NUM_THREADS"] = str(threads)
+        if self.options.get("cache_dir"):
+            cfg["CACHE_DIR"] = str(self.options["cache_dir"])
+        return cfg
+
+    def load(self) -> None:
+        ov = require("openvino", extra=self.extra)
+        suffix = self.model_path.suffix.lower()
+        if suffix not in {".xml", ".onnx"}:
+            raise BackendError(
+                f"openvino runs .xml IR or .onnx graphs, got {self.model_path.name}",
+                hint="use --backend auto to pick the backend from the file type",
+            )
+        if not self.model_path.is_file():
+            raise BackendError(f"openvino: model not found: {self.model_path}")
+        if suffix == ".xml" and not self.model_path.with_suffix(".bin").is_file():
+            raise BackendError(f"openvino: {self.model_path.with_suffix('.bin').name} (weights of the IR) is missing")
+        core = ov.Core()
+        devices = core.available_devices
+        dev = self.device.upper()
+        if dev == "AUTO":
+            dev = "CPU" if devices == ["CPU"] else "AUTO"
+        elif dev.split(".")[0] not in {d.split(".")[0] for d in devices}:
+            raise BackendError(f"openvino: device {self.device!r} not available; found {devices}", hint="--device cpu")
+        try:
+            model = core.read_model(str(self.model_path))
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+            raise BackendError(f"openvino cannot read {self.model_path.name}: {first}") from err
+        ins = {i.get_any_name(): _dims(i.get_partial_shape()) for i in model.inputs}
+        outs = [o.get_any_name() for o in model.outputs]
+        state = check_graph_io(self.name, self.model_path.name, ins, outs)
+        mult = None
+        for key in (["framework", "lle.size_multiple"], ["lle.size_multiple"], ["lle", "size_multiple"]):
+            if model.has_rt_info(key):
+                mult = str(model.get_rt_info(key).astype(str))
+                break
+        self._spec = TensorSpec(size_multiple=parse_size_multiple(self.name, self.model_path.name, mult),
+                                state_shape=state)
+        try:
+            self._compiled = core.compile_model(model, dev, self._config())
+        except RuntimeError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else "compile failed"
+            raise BackendError(f"openvino cannot compile {self.model_path.name} for {dev}: {first}") from err
+        self._ov_device = dev
+        self._req = self._compiled.create_infer_request()
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self._spec
+
+    def _feeds(self, batch: np.ndarray, state: np.ndarray | None = None, alpha: float = 0.0) -> dict[str, np.ndarray]:
+        feeds = {INPUT: batch}
+        if self._spec.state_shape is not None:
+            feeds[STATE] = self.zero_state(batch.shape[0]) if state is None else state
+            feeds[ALPHA] = np.array([alpha], np.float32)
+        return feeds
+
+    def _request(self) -> ov.InferRequest:
+        if self._req is None:
+            raise BackendError("openvino backend: call load() first")
+        return self._req
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        req = self._request()
+        self.check_input(batch)
+        res = req.infer(self._feeds(batch), share_inputs=True)
+        return np.array(res[OUTPUT], copy=True)
+
+    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        if self._spec.state_shape is None:
+            return super().infer_stateful(batch, state, alpha)
+        req = self._request()
+        self.check_input(batch)
+        self.check_state(batch, state, alpha)
+        res = req.infer(self._feeds(batch, state, alpha), share_inputs=True)
+        return np.array(res[OUTPUT], copy=True), np.array(res[STATE_OUT], copy=True)
+
+    def infer_iter(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Like ``map(infer, batches)``, in order, with several requests in flight (``AsyncInferQueue``).
+
+        Stateless use only (each batch gets a zero state); with ``hint=latency`` this is one request at a time.
+        """
+        if self._compiled is None:
+            raise BackendError("openvino backend: call load() first")
+        import openvino as ov
+
+        n = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        if n == 1:
+            yield from super().infer_iter(batches)
+            return
+        queue = ov.AsyncInferQueue(self._compiled, n)
+        done: dict[int, np.ndarray] = {}
+        queue.set_callback(lambda req, i: done.__setitem__(i, np.array(req.get_tensor(OUTPUT).data, copy=True)))
+        sent = nxt = 0
+        for b in batches:
+            self.check_input(b)
+            queue.start_async(self._feeds(b), sent)
+            sent += 1
+            while nxt in done:
+                yield done.pop(nxt)
+                nxt += 1
+        queue.wait_all()
+        while nxt < sent:
+            yield done.pop(nxt)
+            nxt += 1
+
+    def describe(self) -> BackendInfo:
+        import openvino
+
+        extra: dict[str, Any] = {"ov_device": self._ov_device}
+        if self._compiled is not None:
+            extra["inference_precision"] = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+        return BackendInfo(self.name, self.precision, self.device, str(self.model_path), openvino.__version__, extra)
+
+    def close(self) -> None:
+        self._req = None
+        self._compiled = None
+
+
+def _dims(shape: Any) -> list[int | None]:
+    return [d.get_length() if d.is_static else None for d in shape]

@@ -1,0 +1,280 @@
+"""TensorRT backend: runs serialized engines (``.plan`` / ``.engine``) written by ``lle export`` with their sidecar.
+
+Written against the name-based TensorRT 10 API (``set_input_shape`` / ``set_tensor_address`` /
+``execute_async_v3``). CUDA memory and streams come from cuda-python (``cuda.bindings.runtime``); pycuda is never
+needed. For a fixed input shape the enqueue is captured once into a CUDA graph and replayed.
+
+Not verified on a GPU from this repository's CI machines (TensorRT cannot be installed there); type-checked against
+the TensorRT 10 stubs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lle._lazy import require
+from lle.backends._graph import ALPHA, INPUT, OUTPUT, STATE, STATE_OUT, check_graph_io
+from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.errors import BackendError
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+__all__ = ["TrtBackend", "check_sidecar", "sidecar_path"]
+
+log = logging.getLogger(__name__)
+
+ENGINE_SUFFIXES = (".plan", ".engine")
+
+
+def sidecar_path(engine: Path) -> Path:
+    """The JSON written beside an engine: ``model.plan`` -> ``model.json`` (or ``model.plan.json``)."""
+    side = engine.with_suffix(".json")
+    return side if side.is_file() else engine.with_name(engine.name + ".json")
+
+
+def check_sidecar(meta: dict[str, Any], *, engine: str, trt_version: str, gpu: str, compute_capability: str) -> None:
+    """Refuse an engine built for another TensorRT version or GPU.
+
+    ``meta`` keys used: ``tensorrt_version``, ``compute_capability`` ("8.7"), ``gpu`` (name; informative),
+    ``hardware_compatible`` / ``version_compatible`` (bool; engines built with those flags may move).
+
+    Raises:
+        BackendError: naming the engine's and this machine's version or GPU.
+    """
+    built_v = str(meta.get("tensorrt_version", ""))
+    if not built_v:
+        raise BackendError(f"tensorrt: sidecar of {engine} has no tensorrt_version", hint="rebuild with `lle export`")
+    if not meta.get("version_compatible") and built_v.split(".")[:3] != trt_version.split(".")[:3]:
+        raise BackendError(
+            f"tensorrt: {engine} was built with TensorRT {built_v}, this machine has {trt_version}",
+            hint="rebuild the engine on this machine: lle export ... --target trt-fp16",
+        )
+    built_cc = str(meta.get("compute_capability", ""))
+    if built_cc and not meta.get("hardware_compatible") and built_cc != compute_capability:
+        raise BackendError(
+            f"tensorrt: {engine} was built for {meta.get('gpu', '?')} (sm {built_cc}), this GPU is {gpu} "
+            f"(sm {compute_capability})",
+            hint="engines are GPU-specific: rebuild it on this device",
+        )
+
+
+def _cudart() -> Any:
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        return require("cuda.cudart", extra="tensorrt")  # cuda-python < 12.6
+    return runtime
+
+
+class _Cuda:
+    """The few CUDA runtime calls the backend needs, with errors turned into BackendError."""
+
+    def __init__(self) -> None:
+        self.rt = _cudart()
+
+    def ck(self, result: Any) -> Any:
+        err, *rest = result if isinstance(result, tuple) else (result,)
+        if int(err) != 0:
+            name = self.rt.cudaGetErrorName(err)[1]
+            raise BackendError(f"tensorrt: CUDA call failed: {name.decode() if isinstance(name, bytes) else name}")
+        return rest[0] if len(rest) == 1 else rest
+
+    def malloc(self, nbytes: int) -> int:
+        return int(self.ck(self.rt.cudaMalloc(max(nbytes, 1))))
+
+    def free(self, ptr: int) -> None:
+        self.rt.cudaFree(ptr)
+
+    def h2d(self, dst: int, src: np.ndarray, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self.ck(self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, kind, stream))
+
+    def d2h(self, dst: np.ndarray, src: int, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self.ck(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream))
+
+    def device(self, index: int) -> tuple[str, str]:
+        self.ck(self.rt.cudaSetDevice(index))
+        props = self.ck(self.rt.cudaGetDeviceProperties(index))
+        name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
+        return name, f"{props.major}.{props.minor}"
+
+
+class TrtBackend(Backend):
+    """``device``: auto | cuda[:i]. ``precision`` is informative (an engine's precision is fixed at build time).
+
+    Options: ``cuda_graph`` (default True): replay a captured CUDA graph while the input shape stays the same.
+    """
+
+    name = "tensorrt"
+    extra = "tensorrt"
+
+    def __init__(self, model_path: Any, **kw: Any) -> None:
+        super().__init__(model_path, **kw)
+        self._engine: trt.ICudaEngine | None = None
+        self._ctx: trt.IExecutionContext | None = None
+        self._cuda: _Cuda | None = None
+        self._stream: Any = None
+        self._bufs: dict[str, tuple[int, int]] = {}  # name -> (device pointer, capacity in bytes)
+        self._dtypes: dict[str, np.dtype] = {}
+        self._spec = TensorSpec()
+        self._graph: Any = None
+        self._graph_key: tuple[Any, ...] | None = None
+        self._gpu = ""
+        self._trt_version = ""
+
+    def load(self) -> None:
+        trt = require("tensorrt", extra=self.extra)
+        path = self.model_path
+        if path.suffix.lower() not in ENGINE_SUFFIXES:
+            raise BackendError(
+                f"tensorrt runs serialized engines (.plan/.engine), got {path.name}",
+                hint="build one with `lle export MODEL --target trt-fp16`, or use --backend auto",
+            )
+        if not path.is_file():
+            raise BackendError(f"tensorrt: engine not found: {path}")
+        dev, _, idx = self.device.partition(":")
+        if dev not in {"auto", "cuda"}:
+            raise BackendError(f"tensorrt: device {self.device!r} not supported", hint="auto or cuda[:i]")
+        cuda = _Cuda()
+        self._gpu, cc = cuda.device(int(idx or 0))
+        self._trt_version = trt.__version__
+        side = sidecar_path(path)
+        if not side.is_file():
+            raise BackendError(f"tensorrt: {path.name} has no sidecar {side.name}", hint="rebuild it with `lle export`")
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise BackendError(f"tensorrt: cannot read sidecar {side}: {err}") from err
+        check_sidecar(meta, engine=path.name, trt_version=trt.__version__, gpu=self._gpu, compute_capability=cc)
+        runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        if engine is None:
+            raise BackendError(
+                f"tensorrt: cannot deserialize {path.name} (corrupt, or built by another TensorRT/GPU)",
+                hint="rebuild the engine on this device",
+            )
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        ins = {
+            n: [d if d >= 0 else None for d in engine.get_tensor_shape(n)]
+            for n in names
+            if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT
+        }
+        outs = [n for n in names if n not in ins]
+        state = check_graph_io(self.name, path.name, ins, outs)
+        lo, _, hi = engine.get_tensor_profile_shape(INPUT, 0)
+        self._spec = TensorSpec(
+            size_multiple=int(meta.get("size_multiple", 16)), state_shape=state,
+            min_hw=(int(lo[2]), int(lo[3])), max_hw=(int(hi[2]), int(hi[3])),
+        )  # fmt: skip
+        self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
+        self._engine, self._cuda = engine, cuda
+        self._ctx = engine.create_execution_context()
+        self._stream = cuda.ck(cuda.rt.cudaStreamCreate())
+
+    @property
+    def input_spec(self) -> TensorSpec:
+        return self._spec
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        assert self._cuda is not None
+        ptr, cap = self._bufs.get(name, (0, 0))
+        if nbytes > cap:
+            if ptr:
+                self._cuda.free(ptr)
+            ptr, cap = self._cuda.malloc(nbytes), nbytes
+            self._bufs[name] = (ptr, cap)
+            self._graph = self._graph_key = None  # addresses changed
+        return ptr
+
+    def _run(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+        if self._ctx is None or self._cuda is None:
+            raise BackendError("tensorrt backend: call load() first")
+        ctx, cuda, stream = self._ctx, self._cuda, self._stream
+        h, w = feeds[INPUT].shape[-2:]
+        spec = self._spec
+        lo, hi = spec.min_hw or (0, 0), spec.max_hw or (1 << 30, 1 << 30)
+        if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
+            raise BackendError(
+                f"tensorrt: input {h}x{w} is outside the engine profile {lo}..{hi}",
+                hint="rebuild the engine with a profile covering this size",
+            )
+        host = {k: np.ascontiguousarray(v, dtype=self._dtypes[k]) for k, v in feeds.items()}
+        key = tuple((k, v.shape) for k, v in host.items())
+        for k, v in host.items():
+            ctx.set_input_shape(k, tuple(v.shape))
+            ctx.set_tensor_address(k, self._buffer(k, v.nbytes))
+        out_host = {}
+        for n in self._dtypes:
+            if n in host:
+                continue
+            dims = ctx.get_tensor_shape(n)
+            arr = np.empty([int(dims[i]) for i in range(len(dims))], self._dtypes[n])
+            ctx.set_tensor_address(n, self._buffer(n, arr.nbytes))
+            out_host[n] = arr
+        for k, v in host.items():
+            cuda.h2d(self._bufs[k][0], v, stream)
+        if self.options.get("cuda_graph", True) and self._graph is not None and self._graph_key == key:
+            cuda.ck(cuda.rt.cudaGraphLaunch(self._graph, stream))
+        elif not ctx.execute_async_v3(stream):
+            raise BackendError(f"tensorrt: enqueue failed for input {h}x{w}")
+        elif self.options.get("cuda_graph", True):
+            self._capture(key)
+        for n, arr in out_host.items():
+            cuda.d2h(arr, self._bufs[n][0], stream)
+        cuda.ck(cuda.rt.cudaStreamSynchronize(stream))
+        return [out_host[n].astype(np.float32, copy=False) for n in names]
+
+    def _capture(self, key: tuple[Any, ...]) -> None:
+        """Capture one enqueue into a CUDA graph for this shape (after a normal run, so TensorRT has set up)."""
+        assert self._cuda is not None and self._ctx is not None
+        rt = self._cuda.rt
+        self._cuda.ck(rt.cudaStreamSynchronize(self._stream))
+        mode = rt.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+        self._cuda.ck(rt.cudaStreamBeginCapture(self._stream, mode))
+        ok = self._ctx.execute_async_v3(self._stream)
+        graph = self._cuda.ck(rt.cudaStreamEndCapture(self._stream))
+        if not ok:
+            log.debug("tensorrt: CUDA graph capture not possible; running without")
+            self.options["cuda_graph"] = False
+            return
+        self._graph = self._cuda.ck(rt.cudaGraphInstantiate(graph, 0))
+        self._graph_key = key
+        self._cuda.ck(rt.cudaGraphLaunch(self._graph, self._stream))
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.check_input(batch)
+        feeds = {INPUT: batch}
+        if self._spec.state_shape is not None:
+            feeds[STATE] = self.zero_state(batch.shape[0])
+            feeds[ALPHA] = np.zeros(1, np.float32)
+        return self._run(feeds, [OUTPUT])[0]
+
+    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        if self._spec.state_shape is None:
+            return super().infer_stateful(batch, state, alpha)
+        self.check_input(batch)
+        self.check_state(batch, state, alpha)
+        y, s = self._run({INPUT: batch, STATE: state, ALPHA: np.array([alpha], np.float32)}, [OUTPUT, STATE_OUT])
+        return y, s
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(
+            self.name, self.precision, self.device, str(self.model_path), self._trt_version, {"gpu": self._gpu}
+        )
+
+    def close(self) -> None:
+        if self._cuda is not None:
+            for ptr, _ in self._bufs.values():
+                self._cuda.free(ptr)
+            if self._graph is not None:
+                self._cuda.rt.cudaGraphExecDestroy(self._graph)
+            if self._stream is not None:
+                self._cuda.rt.cudaStreamDestroy(self._stream)
+        self._bufs, self._graph, self._stream, self._ctx, self._engine, self._cuda = {}, None, None, None, None, None
