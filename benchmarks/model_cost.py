@@ -61,7 +61,7 @@ def main() -> None:
         f"- machine: {model_name}, {torch.get_num_threads()} torch threads, features: {', '.join(feats)}",
         f"- versions: lle {__version__}, torch {torch.__version__}, Python {platform.python_version()}",
         f"- command: `python {' '.join(sys.argv)}`",
-        "- latency: fp32, batch 1, median of {} runs after one warm-up (min in brackets)".format(a.iters),
+        f"- latency: fp32, batch 1, median of {a.iters} runs after one warm-up (min in brackets)",
         "",
         "| preset | params | size | GMACs | torch CPU latency (ms) |",
         "|---|---:|---|---:|---:|",
