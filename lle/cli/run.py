@@ -1,0 +1,114 @@
+"""``lle run``: enhance images, folders, videos, cameras and streams with any backend."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lle.cli._common import cli_errors, err_console, out_console, progress_bar
+
+__all__ = ["BackendChoice", "register"]
+
+
+class BackendChoice(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnxruntime = "onnxruntime"
+    ort = "ort"
+    openvino = "openvino"
+    ov = "ov"
+    tensorrt = "tensorrt"
+    trt = "trt"
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
+@cli_errors
+def run(
+    model: Annotated[
+        Path, typer.Argument(help="Model: .safetensors, .onnx, OpenVINO .xml or TensorRT .plan/.engine.",
+                             show_default=False)
+    ],
+    source: Annotated[
+        str, typer.Option("--source", "-s", help="Image, folder, glob, video file, camera index, RTSP/HTTP URL or "
+                          "GStreamer pipeline.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Image, folder or video file (.mp4/.avi/.mkv/.mov).")
+    ] = None,
+    backend: Annotated[BackendChoice, typer.Option(help="Inference backend (auto: from the model's file type).")] = (
+        BackendChoice.auto
+    ),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda[:i], gpu, npu (backend-specific).")] = "auto",
+    precision: Annotated[PrecisionChoice, typer.Option(help="Compute precision.")] = PrecisionChoice.fp32,
+    show: Annotated[bool, typer.Option("--show", help="Show the output in a window (needs a GUI OpenCV).")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="Output input and result side by side.")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Print per-stage timings at the end.")] = False,
+    smoothing: Annotated[
+        float, typer.Option(min=0.0, max=0.99, help="Temporal smoothing of the realtime model (0 = off).")
+    ] = 0.85,
+    threads: Annotated[int, typer.Option(help="CPU threads for the runtime (0 = its default).")] = 0,
+) -> None:
+    """Enhance a stream of frames and write, show or compare the result.
+
+    File sources are processed completely and in order; live sources (cameras, RTSP/HTTP, GStreamer) drop stale
+    frames to keep latency low. Ctrl-C stops cleanly: frames in flight are written and the video is finalised.
+    Outputs are written to a temporary file and renamed when complete. Audio is not copied.
+
+    Examples: `lle run realtime.onnx --source clip.mp4 -o bright.mp4 --stats`;
+    `lle run realtime.xml --backend openvino --source 0 --show`;
+    `lle run realtime.plan --source rtsp://cam.local/stream -o night.mp4`.
+
+    Jetson CSI camera (needs OpenCV with GStreamer, as JetPack ships it), one --source string:
+    "nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1920,height=1080,framerate=30/1 ! nvvidconv !
+    video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1"
+    """
+    from lle.streaming import STAGES, run_stream
+
+    opts: dict[str, Any] = {"threads": threads} if threads else {}
+    with progress_bar("enhancing", 0) as bar:
+        task = bar.task_ids[0]
+
+        def on_start(src: Any, be: Any) -> None:
+            info = be.describe()
+            total = None if src.live else src.total
+            bar.update(task, total=total)
+            err_console.print(
+                f"{src.description} -> {output or ('window' if show else 'nowhere')} with {info.name} "
+                f"({info.device}, {info.precision})", highlight=False, soft_wrap=True,
+            )  # fmt: skip
+
+        def on_frame(done: int, total: int | None, fps: float) -> None:
+            bar.update(task, completed=done, total=total, info=f"{fps:.1f} fps")
+
+        result = run_stream(
+            model, source, output, backend=backend.value, device=device, precision=precision.value, show=show,
+            compare=compare, smoothing=smoothing, backend_options=opts, progress=on_frame, on_start=on_start,
+        )  # fmt: skip
+    msg = f"{result.frames} frame(s) in {result.seconds:.1f} s ({result.fps:.1f} fps)"
+    if result.dropped:
+        msg += f", dropped {result.dropped} stale frame(s)"
+    if result.interrupted:
+        msg += ", interrupted (output finalised)"
+    out_console.print(msg, highlight=False)
+    if stats:
+        out_console.print("stage     mean ms   p50 ms   p90 ms  frames", highlight=False)
+        for name in STAGES:
+            s = result.stages.get(name)
+            if s is not None:
+                out_console.print(f"{name:<8}{s.mean_ms:>9.2f}{s.p50_ms:>9.2f}{s.p90_ms:>9.2f}{s.frames:>8d}",
+                                  highlight=False)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

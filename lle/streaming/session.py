@@ -1,0 +1,97 @@
+"""One call for ``lle run``: open the source, the sinks and the backend, run the pipeline, close everything."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lle.errors import InputError
+from lle.io.image import IMAGE_SUFFIXES
+from lle.io.sinks import FOURCC, FolderSink, ImageFileSink, Sink, VideoFileSink, WindowSink
+from lle.io.sources import Frame, Source, open_source
+from lle.streaming.runner import StreamResult, StreamRunner
+
+__all__ = ["DEFAULT_LIVE_FPS", "NullSink", "open_sinks", "run_stream"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIVE_FPS = 30.0
+
+
+class NullSink(Sink):
+    """Discards frames (measuring speed, or ``--show`` only)."""
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        return None
+
+
+def open_sinks(output: Path | None, source: Source, *, show: bool = False) -> list[Sink]:
+    """Sinks for ``output`` given ``source``.
+
+    A video/stream/camera source writes a video file when ``output`` ends in a video suffix (fps of the source;
+    30 for live sources that do not report one), else PNG frames into the folder ``output``. Image sources write
+    one image file (single image, image suffix) or a folder (names and formats kept). ``None`` writes nothing.
+
+    Raises:
+        InputError: unsupported suffix, output that is the source itself.
+    """
+    sinks: list[Sink] = []
+    if output is not None:
+        suffix = output.suffix.lower()
+        src_path = getattr(source, "path", None)
+        if src_path is not None and output.exists() and output.resolve() == Path(src_path).resolve():
+            raise InputError(f"refusing to overwrite the source {output}", hint="choose another -o/--output")
+        if suffix in FOURCC:
+            fps = source.fps
+            if fps is None:
+                fps = DEFAULT_LIVE_FPS
+                log.info("%s reports no frame rate; writing %s at %g fps", source.description, output, fps)
+            if source.is_video:
+                log.info("audio tracks (if any) are not copied to %s: OpenCV writes video only", output)
+            sinks.append(VideoFileSink(output, fps))
+        elif suffix in IMAGE_SUFFIXES and source.total == 1 and not source.live and not output.is_dir():
+            sinks.append(ImageFileSink(output))
+        elif suffix and not output.is_dir():
+            raise InputError(
+                f"cannot write {suffix!r} output {output}",
+                hint=f"use a folder, a video ({', '.join(FOURCC)}) or, for one image, an image suffix",
+            )
+        else:
+            sinks.append(FolderSink(output))
+    if show:
+        sinks.append(WindowSink())
+    return sinks or [NullSink()]
+
+
+def run_stream(
+    model: Path, source: str, output: Path | None = None, *, backend: str = "auto", device: str = "auto",
+    precision: str = "fp32", show: bool = False, compare: bool = False, smoothing: float = 0.85,
+    backend_options: dict[str, Any] | None = None, progress: Callable[[int, int | None, float], None] | None = None,
+    on_start: Callable[[Source, Any], None] | None = None,
+) -> StreamResult:  # fmt: skip
+    """Enhance every frame of ``source`` (see :func:`lle.io.sources.open_source`) with ``model`` into ``output``.
+
+    ``on_start(source, backend)`` is called once both are open (the CLI prints what runs where).
+
+    Raises:
+        InputError: bad source or output.
+        ConfigError / MissingDependencyError / BackendError: backend cannot be used for ``model``.
+    """
+    from lle.backends.registry import auto_backend, backend_class
+
+    opts = dict(backend_options or {})
+    if backend in {"openvino", "ov"} or (backend == "auto" and Path(model).suffix.lower() == ".xml"):
+        opts.setdefault("hint", "latency")
+    with open_source(source) as src:
+        name = auto_backend(Path(model)) if backend == "auto" else backend
+        be = backend_class(name)(Path(model), device=device, precision=precision, **opts)
+        sinks = open_sinks(output, src, show=show)
+        with be:
+            if on_start is not None:
+                on_start(src, be)
+            runner = StreamRunner(be, src, sinks, smoothing=smoothing, compare=compare, progress=progress)
+            return runner.run()
