@@ -7,6 +7,7 @@ on the fly into a cache folder through the export library. A combination with no
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import logging
@@ -117,12 +118,16 @@ def _export(weights: Path, backend: str, precision: str, cache: Path) -> Path:
         cfg = ExportConfig(name=f"bench-{fmt}-{precision}", format=fmt, precision=precision)
         result = api.export_model(weights, cfg, out)
         return Path(getattr(result, "artifact", None) or getattr(result, "path", None) or result)
-    if (fmt, precision) == ("onnx", "fp32"):
+    if (fmt, precision) == ("onnx", "fp32") or (fmt == "openvino" and precision != "int8"):
+        # OpenVINO reads ONNX directly; the backend applies the fp16/bf16 precision hint at compile time.
         from lle.export.onnx_export import export_onnx
         from lle.models.checkpoint import load_model
 
+        onnx_path = cache / "onnx-fp32" / f"{weights.stem}.onnx"
+        if onnx_path.is_file():
+            return onnx_path
         model, card = load_model(weights)
-        return export_onnx(model, out / f"{card.preset}.onnx", card=card)
+        return export_onnx(model, onnx_path, card=card)
     raise ExportError(f"cannot export {fmt} {precision}: lle.export has no export_model yet", hint="pass --artifacts")
 
 
@@ -148,8 +153,9 @@ def resolve_artifact(
             raise ExportError(f"no {backend} {precision} artifact in {artifacts}")
     if weights is None:
         raise ExportError(f"no weights to export {backend} {precision} from", hint="pass --preset or --weights")
+    key = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]  # a changed weights file never reuses an export
     try:
-        return ArtifactSpec(_export(weights, backend, precision, cache), "exported")
+        return ArtifactSpec(_export(weights, backend, precision, cache / key), "exported")
     except LLEError:
         raise
     except Exception as err:  # noqa: BLE001  (any exporter failure becomes this combination's reason)

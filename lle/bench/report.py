@@ -183,6 +183,7 @@ def _ms(v: float | None) -> str:
 
 _COLUMNS = ("", "preset", "backend", "prec", "size", "p50 ms", "p90 ms", "p99 ms", "FPS", "pre/infer/post ms",
             "PSNR dB", "RSS MB", "size MB", "x eager", "note")  # fmt: skip
+_NUMERIC = ("ms", "FPS", "MB", "dB", "eager")
 
 
 def _cells(r: BenchRow) -> list[str]:
@@ -194,17 +195,31 @@ def _cells(r: BenchRow) -> list[str]:
             _fmt(r.fps), split, psnr, mem, _fmt(r.artifact_mb, 2), _fmt(r.speedup_vs_eager, 2), note]  # fmt: skip
 
 
-def render_table(report: BenchReport) -> Any:
-    """A ``rich.table.Table`` of every row (import rich lazily so the library stays light)."""
+_COMPACT = {"", "preset", "backend", "prec", "size", "p50 ms", "p99 ms", "FPS", "PSNR dB", "note"}
+
+
+def render_table(report: BenchReport, *, width: int | None = None) -> Any:
+    """A ``rich.table.Table`` of every row; below 150 columns of ``width``, only the key columns (files have all)."""
+    from rich.markup import escape
     from rich.table import Table
 
     h = report.host
-    t = Table(title=f"lle bench - {h.cpu} ({h.cores} cores){' + ' + h.gpus[0] if h.gpus else ''}", title_justify="left")
-    for c in _COLUMNS:
-        t.add_column(c, justify="right" if c.endswith(("ms", "FPS", "MB", "dB", "eager")) else "left",
-                     overflow="fold", max_width=60 if c == "note" else None)  # fmt: skip
+    presets = {r.preset for r in report.rows}
+    title = f"lle bench {'/'.join(sorted(presets))} - {h.cpu} ({h.cores} cores){' + ' + h.gpus[0] if h.gpus else ''}"
+    t = Table(title=title, title_justify="left", pad_edge=False, collapse_padding=True)
+    compact = width is not None and width < 150
+    cols = [i for i, c in enumerate(_COLUMNS)
+            if not (c == "preset" and len(presets) == 1) and (not compact or c in _COMPACT)]  # fmt: skip
+    for i in cols:
+        c = _COLUMNS[i]
+        t.add_column(c, justify="right" if c.endswith(_NUMERIC) else "left", overflow="fold",
+                     no_wrap=c not in {"note", "pre/infer/post ms"}, min_width=12 if c == "note" else None)  # fmt: skip
     for r in report.rows:
-        t.add_row(*_cells(r), style="red" if r.status == "error" else "yellow" if r.status == "accuracy" else None)
+        cells = _cells(r)
+        if compact:
+            cells[10] = _fmt(r.psnr_db)
+        style = "red" if r.status == "error" else "yellow" if r.status == "accuracy" else None
+        t.add_row(*(escape(cells[i]) for i in cols), style=style)
     return t
 
 
@@ -256,7 +271,7 @@ def render_markdown(report: BenchReport, *, plots: list[str] | None = None) -> s
                          f"{_fmt(s.get('psnr_db'))} | "
                          f"{_fmt(s.get('eager_fps'))} | {_fmt(s.get('speedup'), 2)} |")  # fmt: skip
         lines.append("")
-    align = ["---:" if c.endswith(("ms", "FPS", "MB", "dB", "eager")) else "---" for c in _COLUMNS]
+    align = ["---:" if c.endswith(_NUMERIC) else "---" for c in _COLUMNS]
     lines += ["## All rows", "", "| " + " | ".join(c or "status" for c in _COLUMNS) + " |", "|" + "|".join(align) + "|"]
     for r in report.rows:
         lines.append("| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |")

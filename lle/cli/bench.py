@@ -1,0 +1,147 @@
+"""``lle bench``: latency, FPS, memory and accuracy of every backend/precision at several sizes, with reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lle.cli._common import cli_errors, default_weights, err_console, out_console, progress_bar
+from lle.errors import InputError
+
+__all__ = ["parse_min_psnr", "parse_sizes", "register"]
+
+DEFAULT_SIZES = "640x360,1280x720,1920x1080"
+DEFAULT_BACKENDS = "torch,onnxruntime,openvino,tensorrt"
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``"640x360,1280x720"`` -> ((640, 360), (1280, 720)).
+
+    Raises:
+        InputError: an entry is not WIDTHxHEIGHT with positive integers, or the list is empty.
+    """
+    from lle.bench.frames import parse_size
+
+    items = _split(text)
+    if not items:
+        raise InputError(f"--sizes {text!r} names no size", hint="e.g. --sizes 640x360,1280x720")
+    try:
+        return tuple(parse_size(s) for s in items)
+    except ValueError as err:
+        raise InputError(f"--sizes: {err}", hint="e.g. --sizes 640x360,1280x720,1920x1080") from err
+
+
+def parse_min_psnr(text: str | None) -> dict[str, float]:
+    """``"int8=28,fp16=38"`` merged over the default thresholds (fp32 50, bf16 35, fp16 40, int8 30 dB).
+
+    Raises:
+        InputError: an entry is not PRECISION=DB.
+    """
+    from lle.bench.runner import DEFAULT_MIN_PSNR
+
+    out = dict(DEFAULT_MIN_PSNR)
+    for item in _split(text or ""):
+        key, sep, val = item.partition("=")
+        try:
+            out[key.strip()] = float(val)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise InputError(f"--min-psnr entry {item!r} is not PRECISION=DB", hint="e.g. --min-psnr int8=28,fp16=38")
+    return out
+
+
+@cli_errors
+def bench(
+    preset: Annotated[
+        str | None, typer.Option(help="Model preset (quality | realtime) with its bundled weights.", show_default=False)
+    ] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights .safetensors (with its .json card).")] = None,
+    artifacts: Annotated[
+        Path | None, typer.Option(help="Folder written by `lle export`; its artifacts are used before exporting.")
+    ] = None,
+    backends: Annotated[
+        str, typer.Option(help="Comma-separated backends (torch, onnxruntime, openvino, tensorrt).")
+    ] = DEFAULT_BACKENDS,
+    precisions: Annotated[str, typer.Option(help="Comma-separated precisions: fp32, fp16, bf16, int8.")] = "fp32,int8",
+    sizes: Annotated[str, typer.Option(help="Comma-separated WIDTHxHEIGHT frame sizes.")] = DEFAULT_SIZES,
+    batch: Annotated[int, typer.Option(min=1, help="Frames per inference call.")] = 1,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before measuring.")] = 3,
+    iters: Annotated[int | None, typer.Option(min=1, help="Timed calls per row (instead of --seconds).")] = None,
+    seconds: Annotated[
+        float | None, typer.Option(min=0.001, help="Time budget per row in seconds [default: 3].", show_default=False)
+    ] = None,
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads per runtime (0 = runtime default).")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda[:i], or an OpenVINO device (GPU, NPU).")] = "auto",
+    video: Annotated[
+        Path | None, typer.Option(help="End-to-end mode: FPS of decode -> enhance -> encode over this video.")
+    ] = None,
+    min_psnr: Annotated[
+        str | None,
+        typer.Option(help="PSNR thresholds vs torch fp32, e.g. int8=28,fp16=38 [default: fp32=50,fp16=40,int8=30]."),
+    ] = None,
+    quality_frames: Annotated[int, typer.Option(min=1, help="Test frames for the accuracy check.")] = 3,
+    references: Annotated[
+        bool, typer.Option(help="Add the resize+copy floor and torch eager FP32 reference rows.")
+    ] = True,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Keep on-the-fly exports here (default: a temp folder, removed after).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Report folder [default: benchmarks/results/<machine>/].")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Report file stem [default: bench-<preset>].")] = None,
+    plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
+) -> None:
+    """Benchmark backends x precisions x sizes, with the accuracy cost of each.
+
+    Per row: p50/p90/p99 latency, FPS, pre/infer/post split, memory, artifact size and PSNR against torch FP32
+    eager. Writes JSON, CSV, markdown and PNG plots.
+
+    Status per row: ✅ ran and matched FP32 within tolerance, ❎ ran but failed the accuracy check, ❌ could not
+    export/load/run (with the reason).
+    """
+    from lle.bench.report import render_table, write_reports
+    from lle.bench.runner import BenchConfig, run_bench
+
+    if iters is not None and seconds is not None:
+        raise InputError("give --iters or --seconds, not both")
+    if preset is not None and preset not in {"quality", "realtime"}:
+        raise InputError(f"unknown preset {preset!r}", hint="quality or realtime")
+    size_list = parse_sizes(sizes)
+    thresholds = parse_min_psnr(min_psnr)
+    if video is not None and not video.is_file():
+        raise InputError(f"video not found: {video}")
+    if artifacts is not None and not artifacts.is_dir():
+        raise InputError(f"--artifacts folder not found: {artifacts}", hint="a folder written by `lle export`")
+    w = None
+    if weights is not None or preset is not None or artifacts is None:
+        w = default_weights(preset or "realtime", weights)
+    cfg = BenchConfig(
+        weights=w, artifacts=artifacts, backends=tuple(_split(backends)), precisions=tuple(_split(precisions)),
+        sizes=size_list, batch=batch, warmup=warmup, iters=iters, seconds=seconds, threads=threads, device=device,
+        quality_frames=quality_frames, min_psnr=thresholds, references=references, cache_dir=cache_dir, video=video,
+    )  # fmt: skip
+    command = " ".join(["lle", *sys.argv[1:]]) if sys.argv and "lle" in Path(sys.argv[0]).name else ""
+    with progress_bar("benchmarking", total=1) as bar:
+        task = bar.task_ids[0]
+        report = run_bench(cfg, command=command, progress=lambda i, n: bar.update(task, completed=i, total=n))
+    out_console.print(render_table(report, width=out_console.width))
+    for b in report.summary.get("best", []):
+        speed = f", {b['speedup']:.2f}x torch eager" if b.get("speedup") else ""
+        out_console.print(f"best at {b['size']}: {b['label']} {b['fps']:.1f} FPS{speed}", highlight=False)
+    folder = out or Path("benchmarks") / "results" / report.host.slug
+    stem = name or f"bench-{report.settings['preset']}" + ("-video" if video else "")
+    written = write_reports(report, folder, stem=stem, plots=plots)
+    err_console.print(f"wrote {', '.join(p.name for p in written)} to {folder}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
