@@ -95,6 +95,17 @@ def lr_factor(cfg: TrainConfig, step: int, minutes: float) -> float:
     return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def _tensorboard(out: Path) -> Any:
+    """A TensorBoard writer when the tensorboard package is installed, else None (CSV logs are always written)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(out / "tb"))
+
+
 def _score(val: dict[str, dict[str, float]]) -> float:
     return float(np.mean([v["psnr"] for v in val.values()])) if val else -math.inf
 
@@ -224,6 +235,7 @@ def train(
     t0 = time.time()
     last_ckpt = time.time()
     log_f = (out / "train.csv").open("a", newline="") if main else None
+    tb = _tensorboard(out) if main else None
     logw = csv.writer(log_f) if log_f else None
     tick, tick_step = time.time(), step
     try:
@@ -268,6 +280,9 @@ def train(
                     if logw:
                         logw.writerow([step, *(f"{v:.5g}" for v in info.values())])
                         log_f.flush()  # type: ignore[union-attr]
+                    if tb is not None:
+                        for k, v in info.items():
+                            tb.add_scalar(f"train/{k}", v, step)
                     if progress:
                         progress(step, cfg.steps, info)
                 if step % cfg.val_every == 0 or step == cfg.steps:
@@ -288,6 +303,8 @@ def train(
         save_last()
         if log_f:
             log_f.close()
+        if tb is not None:
+            tb.close()
         if ddp:
             torch.distributed.destroy_process_group()
     if main and not best_path.exists():
