@@ -7,19 +7,23 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from lle._lazy import require
-from lle.errors import ExportError
+from lle.errors import ExportError, InputError
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from lle.export.calibration import CalibrationSet, Feed
+    from lle.export.config import ExportConfig
     from lle.models.checkpoint import ModelCard
 
 __all__ = [
     "ALPHA_NAME", "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "export_onnx",
-    "read_onnx_metadata",
+    "graph_feed", "load_reference", "onnx_io", "read_onnx_metadata", "reference_path", "run_onnx", "to_onnx",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,10 +58,9 @@ def export_onnx(
     torch = require("torch", extra="onnx")
     onnx = require("onnx", extra="onnx")
     from lle import __version__
-
     from lle.models.realtime import RealtimeUNet, TemporalRealtime
 
-    model = model.eval().float().to("cpu", memory_format=torch.contiguous_format)
+    model = model.eval().float().to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     mult = int(getattr(model, "size_multiple", 16))
     h, w = (-(-sample_hw[0] // mult) * mult, -(-sample_hw[1] // mult) * mult)
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
@@ -118,3 +121,122 @@ def read_onnx_metadata(path: Path) -> dict[str, str]:
     if "lle.model_card" in out:
         json.loads(out["lle.model_card"])
     return out
+
+
+def graph_feed(path: Path) -> Feed:
+    """A function (1|N, 3, H, W) image -> input dict for the ONNX graph at ``path``.
+
+    Extra inputs of the realtime video graph get zeros (``state`` (N, 6, L, L), ``alpha`` (1,)): the single-image
+    result, which is what parity and calibration are measured on.
+    """
+    onnx = require("onnx", extra="onnx")
+    m = onnx.load(str(path), load_external_data=False)
+    init = {i.name for i in m.graph.initializer}
+    extra: dict[str, list[int | None]] = {}
+    for inp in m.graph.input:
+        if inp.name in init or inp.name == INPUT_NAME:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+        extra[inp.name] = dims
+
+    def feed(x: np.ndarray) -> dict[str, np.ndarray]:
+        out = {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
+        for name, dims in extra.items():
+            shape = [x.shape[0] if (d is None and i == 0) else (d or 1) for i, d in enumerate(dims)]
+            out[name] = np.zeros(shape, np.float32)
+        return out
+
+    return feed
+
+
+def run_onnx(path: Path, xs: list[np.ndarray], *, threads: int = 0) -> list[np.ndarray]:
+    """Run the ONNX graph at ``path`` on CPU with onnxruntime; returns ``output`` for each input (N, 3, H, W)."""
+    ort = require("onnxruntime", extra="onnx")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    feed = graph_feed(path)
+    return [sess.run([OUTPUT_NAME], feed(x))[0] for x in xs]
+
+
+def reference_path(onnx_path: Path) -> Path:
+    """Where :func:`to_onnx` keeps the torch reference inputs/outputs: ``model.onnx`` -> ``model.reference.npz``."""
+    return Path(onnx_path).with_suffix(".reference.npz")
+
+
+def _rand_inputs(cfg: ExportConfig, mult: int) -> list[np.ndarray]:
+    g = np.random.default_rng(0)
+    sizes = [(-(-h // mult) * mult, -(-w // mult) * mult) for h, w in cfg.parity_hw]
+    return [g.random((1, 3, h, w), dtype=np.float32) for h, w in sizes]
+
+
+def load_reference(onnx_path: Path) -> dict[str, list[np.ndarray]]:
+    """The reference set of an ONNX export: ``{"rand_x", "rand_y", "hold_x", "hold_y"}`` lists of arrays.
+
+    Raises:
+        InputError: the reference file is missing (the ONNX was not made by :func:`to_onnx`).
+    """
+    path = reference_path(onnx_path)
+    if not path.is_file():
+        raise InputError(f"no torch reference {path.name} beside {Path(onnx_path).name}",
+                         hint="export the ONNX with `lle export` so later steps can check parity")
+    with np.load(path) as z:
+        out: dict[str, list[np.ndarray]] = {k: [] for k in ("rand_x", "rand_y", "hold_x", "hold_y")}
+        for key in sorted(z.files, key=lambda k: (k.rsplit("_", 1)[0], int(k.rsplit("_", 1)[1]))):
+            out[key.rsplit("_", 1)[0]].append(z[key])
+    return out
+
+
+def onnx_io(path: Path) -> dict[str, Any]:
+    """Inputs/outputs of an ONNX graph as ``{"inputs": {name: dims}, "outputs": {...}}`` (symbolic dims as str)."""
+    onnx = require("onnx", extra="onnx")
+    m = onnx.load(str(path), load_external_data=False)
+
+    def dims(v: Any) -> list[int | str]:
+        return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in v.type.tensor_type.shape.dim]
+
+    init = {i.name for i in m.graph.initializer}
+    return {
+        "inputs": {v.name: dims(v) for v in m.graph.input if v.name not in init},
+        "outputs": {v.name: dims(v) for v in m.graph.output},
+        "opset": max((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), default=0),
+    }
+
+
+def to_onnx(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | None) -> Path:
+    """Step: weights (.safetensors + card) -> ``model.onnx`` checked against torch, plus manifest and reference.
+
+    The reference file ``model.reference.npz`` holds seeded random inputs at ``cfg.parity_hw`` and, when a
+    calibration set is given, its held-out images, each with the torch output; later steps check against it.
+
+    Raises:
+        InputError: unreadable weights.
+        ExportError: export or validation failed.
+        ParityError: onnxruntime differs from torch by more than ``cfg.atol_fp32``.
+    """
+    torch = require("torch", extra="onnx")
+    from lle.export.manifest import check_parity, compare, write_manifest
+    from lle.models.checkpoint import load_model
+
+    model, card = load_model(Path(src))
+    path = export_onnx(model, Path(out_dir) / "model.onnx", card=card, opset=cfg.opset, simplify=cfg.simplify)
+    rand = _rand_inputs(cfg, card.size_multiple)
+    hold = calib.holdout_arrays() if calib is not None else []
+    with torch.no_grad():
+        ref = {k: [model(torch.from_numpy(x)).numpy() for x in xs] for k, xs in (("rand", rand), ("hold", hold))}
+    arrays = {f"rand_x_{i}": x for i, x in enumerate(rand)} | {f"rand_y_{i}": y for i, y in enumerate(ref["rand"])}
+    arrays |= {f"hold_x_{i}": x for i, x in enumerate(hold)} | {f"hold_y_{i}": y for i, y in enumerate(ref["hold"])}
+    np.savez_compressed(reference_path(path), **arrays)
+    parity = compare(run_onnx(path, rand), ref["rand"], kind="atol", threshold=cfg.atol_fp32)
+    write_manifest(path, format="onnx", precision="fp32", preset=card.preset, size_multiple=card.size_multiple,
+                   io=onnx_io(path), parity=parity, parity_inputs=[list(x.shape) for x in rand],
+                   source={"weights": Path(src).name, "sha256": _sha(Path(src))})
+    check_parity(parity, path)
+    return path
+
+
+def _sha(path: Path) -> str:
+    from lle.export.manifest import sha256_file
+
+    return sha256_file(path)

@@ -1,0 +1,152 @@
+"""``lle export``: weights -> ONNX / OpenVINO / ONNX INT8 (Q/DQ) / TensorRT, each checked against PyTorch."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from lle.cli._common import cli_errors, default_weights, err_console, out_console, progress_bar
+from lle.errors import ConfigError
+
+__all__ = ["CalibMethod", "Format", "Precision", "parse_hw", "register"]
+
+
+class Format(str, Enum):
+    onnx = "onnx"
+    openvino = "openvino"
+    onnx_int8 = "onnx-int8"
+    tensorrt = "tensorrt"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    int8 = "int8"
+
+
+class CalibMethod(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+class Preset(str, Enum):
+    quality = "quality"
+    realtime = "realtime"
+
+
+def parse_hw(value: str | None, flag: str) -> tuple[int, int] | None:
+    """``"720x1280"`` -> (720, 1280); ``None`` stays ``None``.
+
+    Raises:
+        ConfigError: not two positive integers joined by ``x``.
+
+    Example:
+        >>> parse_hw("720x1280", "--opt-hw")
+        (720, 1280)
+    """
+    if value is None:
+        return None
+    parts = value.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError(f"{flag} {value!r} is not HEIGHTxWIDTH", hint=f"e.g. {flag} 720x1280")
+    return int(parts[0]), int(parts[1])
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@cli_errors
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the artifacts and manifests.")],
+    fmt: Annotated[Format | None, typer.Option("--format", help="Artifact format (default: the profile's).")] = None,
+    precision: Annotated[
+        Precision | None, typer.Option(help="fp32, fp16 or int8 (default: the profile's; int8 for onnx-int8).")
+    ] = None,
+    preset: Annotated[Preset, typer.Option(help="Preset whose bundled weights to export.")] = Preset.quality,
+    weights: Annotated[
+        Path | None, typer.Option(help="Weights (.safetensors + .json card) instead of a preset's.")
+    ] = None,
+    calib: Annotated[
+        Path | None, typer.Option(help="Folder of calibration images (INT8), e.g. calibration_data/images.")
+    ] = None,
+    profile: Annotated[Path | None, typer.Option(help="Deployment profile, e.g. export/jetson-orin-nano.toml.")] = None,
+    calib_n: Annotated[int | None, typer.Option(help="Number of calibration images.")] = None,
+    calib_method: Annotated[CalibMethod | None, typer.Option(help="Range estimation for the ONNX Q/DQ model.")] = None,
+    calib_hw: Annotated[
+        str | None, typer.Option(help="Calibration size HxW (default: the deployment --opt-hw).")
+    ] = None,
+    min_hw: Annotated[str | None, typer.Option(help="Smallest input HxW (TensorRT profile).")] = None,
+    opt_hw: Annotated[str | None, typer.Option(help="Deployment input HxW: TensorRT tuning and calibration.")] = None,
+    max_hw: Annotated[str | None, typer.Option(help="Largest input HxW (TensorRT profile).")] = None,
+    min_psnr: Annotated[float | None, typer.Option(help="INT8 check: minimum PSNR (dB) vs FP32 torch output.")] = None,
+    workspace_mib: Annotated[int | None, typer.Option(help="TensorRT builder workspace limit (MiB).")] = None,
+    opt_level: Annotated[int | None, typer.Option(help="TensorRT builder optimization level 0-5.")] = None,
+    timing_cache: Annotated[Path | None, typer.Option(help="TensorRT timing cache to reuse and update.")] = None,
+    dla_core: Annotated[int | None, typer.Option(help="Jetson DLA core (GPU fallback on), -1 for GPU only.")] = None,
+    ov_cache_dir: Annotated[Path | None, typer.Option(help="OpenVINO model cache folder for the check run.")] = None,
+) -> None:
+    """Export weights to a deployable artifact and check it against PyTorch (summary table on stdout).
+
+    INT8 needs calibration images that look like deployment data (see calibration_data/README.md). Calibration runs
+    at the deployment resolution (--opt-hw or the profile's input.opt_hw).
+    """
+    from lle.export import export_model, resolve_target
+    from lle.export.calibration import CalibrationSet
+    from lle.export.config import ExportConfig, load_profile, with_overrides
+    from lle.models.checkpoint import load_card
+
+    w = default_weights(preset.value, weights)
+    base = load_profile(profile) if profile is not None else ExportConfig()
+    fmt_value = fmt.value if fmt is not None else (base.format if profile is not None else None)
+    if fmt_value is None:
+        raise ConfigError("no export format given", hint="pass --format onnx|openvino|onnx-int8|tensorrt or --profile")
+    prec = precision.value if precision else ("int8" if fmt_value == "onnx-int8" else
+                                              base.precision if profile is not None else "fp32")
+    cfg = with_overrides(
+        base, format=fmt_value, precision=prec, min_psnr=min_psnr,
+        input__min_hw=parse_hw(min_hw, "--min-hw"), input__opt_hw=parse_hw(opt_hw, "--opt-hw"),
+        input__max_hw=parse_hw(max_hw, "--max-hw"),
+        calibration__n=calib_n, calibration__method=calib_method.value if calib_method else None,
+        calibration__hw=parse_hw(calib_hw, "--calib-hw"),
+        tensorrt__workspace_mib=workspace_mib, tensorrt__opt_level=opt_level, tensorrt__dla_core=dla_core,
+        tensorrt__timing_cache=str(timing_cache) if timing_cache else None,
+        openvino__cache_dir=str(ov_cache_dir) if ov_cache_dir else None,
+    )  # fmt: skip
+    target = resolve_target(cfg.format, cfg.precision)
+    needs_calib = cfg.precision == "int8"
+    if needs_calib and calib is None:
+        raise ConfigError(f"{target} needs calibration images", hint="pass --calib calibration_data/images or your own")
+    calib_set = None
+    if calib is not None:
+        c = cfg.calibration
+        calib_set = CalibrationSet.from_dir(calib, n=c.n, hw=cfg.calib_hw, multiple=load_card(w).size_multiple,
+                                            seed=c.seed, holdout=c.holdout)
+    with progress_bar(f"export {target}", 1) as bar:
+        task = bar.task_ids[0]
+
+        def _progress(done: int, total: int, step: str) -> None:
+            bar.update(task, completed=done, total=total, info=step)
+
+        result = export_model(w, target, out, cfg, calib_set, progress=_progress)
+    table = Table(title=f"lle export {target} -> {escape(str(out))}")
+    for col in ("step", "artifact", "size", "parity", "time"):
+        table.add_column(col, justify="right" if col in ("size", "time") else "left")
+    for a in result.artifacts:
+        table.add_row(a.step, escape(a.path.name), _human(a.size_bytes), a.parity, f"{a.seconds:.1f} s")
+    out_console.print(table)
+    err_console.print(f"wrote {escape(str(result.final))}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

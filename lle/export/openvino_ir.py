@@ -1,0 +1,149 @@
+"""FP32 ONNX -> OpenVINO IR (FP32, FP16-compressed weights, INT8 via NNCF post-training quantization).
+
+The parity run compiles with ``INFERENCE_PRECISION_HINT=f32``: OpenVINO on CPUs with AMX/AVX512-BF16 otherwise runs
+bf16 and the FP32 check would measure bf16 rounding, not the conversion. INT8 quantizes convolution inputs only
+(the same rule as the ONNX Q/DQ path), so the realtime graph's ``state``/``alpha`` blend stays in float.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lle._lazy import require
+from lle.errors import ExportError
+
+if TYPE_CHECKING:
+    from lle.export.calibration import CalibrationSet
+    from lle.export.config import ExportConfig
+
+__all__ = ["OV_QUANT_OPS", "run_ov", "to_ov", "to_ov_fp16", "to_ov_int8"]
+
+log = logging.getLogger(__name__)
+
+OV_QUANT_OPS = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"})
+_NNCF_PRESETS = {"performance": "PERFORMANCE", "mixed": "MIXED"}
+
+
+def run_ov(path: Path, xs: list[np.ndarray], *, device: str = "CPU", cache_dir: str = "") -> list[np.ndarray]:
+    """Run IR ``path`` on ``device`` in FP32 inference precision; returns ``output`` per input (N, 3, H, W)."""
+    ov = require("openvino", extra="openvino")
+    from lle.export.onnx_export import OUTPUT_NAME
+
+    core = ov.Core()
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
+    if cache_dir:
+        config["CACHE_DIR"] = cache_dir
+    compiled = core.compile_model(str(path), device, config)
+    out = compiled.output(OUTPUT_NAME)
+    names = [i.any_name for i in compiled.inputs]
+    results = []
+    for x in xs:
+        feed = {n: _zeros_like_input(compiled.input(n), x) for n in names}
+        results.append(np.asarray(compiled(feed)[out]))
+    return results
+
+
+def _zeros_like_input(port: Any, x: np.ndarray) -> np.ndarray:
+    from lle.export.onnx_export import INPUT_NAME
+
+    if port.any_name == INPUT_NAME:
+        return x
+    shape = [x.shape[0] if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
+    return np.zeros(shape, np.float32)
+
+
+def _convert(src: Path) -> Any:
+    ov = require("openvino", extra="openvino")
+    try:
+        return ov.convert_model(str(src))
+    except Exception as err:
+        raise ExportError(f"OpenVINO could not convert {Path(src).name}: {str(err).splitlines()[0]}") from err
+
+
+def _save(model: Any, path: Path, *, fp16: bool) -> Path:
+    ov = require("openvino", extra="openvino")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(model, str(path), compress_to_fp16=fp16)
+    return path
+
+
+def _finish(path: Path, src: Path, cfg: ExportConfig, precision: str, xs: list[np.ndarray], ys: list[np.ndarray],
+            kind: str, threshold: float, **extra: Any) -> Path:
+    from lle.export.manifest import check_parity, compare, read_manifest, write_manifest
+
+    outs = run_ov(path, xs, device=cfg.openvino.device, cache_dir=cfg.openvino.cache_dir)
+    parity = compare(outs, ys, kind=kind, threshold=threshold)
+    src_m = read_manifest(src)
+    write_manifest(path, format="openvino", precision=precision, preset=src_m.get("preset"), io=src_m.get("io"),
+                   parity=parity, device=cfg.openvino.device, inference_precision_hint="f32",
+                   source={"onnx": src.name, "sha256": src_m.get("sha256", {}).get(src.name)}, **extra)
+    check_parity(parity, path)
+    return path
+
+
+def to_ov(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | None) -> Path:
+    """Step: FP32 ONNX -> ``model.xml``/``.bin`` (FP32 weights), within ``cfg.atol_fp32`` of torch.
+
+    Raises:
+        ExportError: conversion failed.
+        ParityError: max abs diff to torch above ``cfg.atol_fp32``.
+    """
+    from lle.export.onnx_export import load_reference
+
+    src = Path(src)
+    path = _save(_convert(src), Path(out_dir) / "model.xml", fp16=False)
+    ref = load_reference(src)
+    return _finish(path, src, cfg, "fp32", ref["rand_x"], ref["rand_y"], "atol", cfg.atol_fp32)
+
+
+def to_ov_fp16(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | None) -> Path:
+    """Step: FP32 ONNX -> ``model.fp16.xml`` (FP16-compressed weights), within ``cfg.atol_fp16`` of torch."""
+    from lle.export.onnx_export import load_reference
+
+    src = Path(src)
+    path = _save(_convert(src), Path(out_dir) / "model.fp16.xml", fp16=True)
+    ref = load_reference(src)
+    return _finish(path, src, cfg, "fp16", ref["rand_x"], ref["rand_y"], "atol", cfg.atol_fp16)
+
+
+def to_ov_int8(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | None) -> Path:
+    """Step: FP32 ONNX -> ``model.int8.xml`` by NNCF PTQ on ``calib``; PSNR-checked on held-out images.
+
+    Raises:
+        ExportError: no calibration set or NNCF failed.
+        ParityError: PSNR vs the torch FP32 output below ``cfg.min_psnr``.
+    """
+    nncf = require("nncf", extra="openvino")
+    from lle.export.calibration import to_nncf_dataset
+    from lle.export.onnx_export import graph_feed, load_reference
+
+    if calib is None:
+        raise ExportError("INT8 export needs calibration images", hint="pass --calib DIR (e.g. calibration_data/)")
+    src = Path(src)
+    model = _convert(src)
+    ignored_types = sorted({op.get_type_name() for op in model.get_ops()} - OV_QUANT_OPS)
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.WARNING)  # NNCF logs one INFO line per skipped op
+    try:
+        quantized = nncf.quantize(
+            model, to_nncf_dataset(calib, graph_feed(src)),
+            preset=getattr(nncf.QuantizationPreset, _NNCF_PRESETS[cfg.openvino.preset]),
+            subset_size=len(calib),
+            ignored_scope=nncf.IgnoredScope(types=ignored_types, validate=False),
+        )  # fmt: skip
+    except Exception as err:
+        raise ExportError(f"NNCF quantization of {src.name} failed: {str(err).splitlines()[0]}") from err
+    finally:
+        nncf_log.setLevel(level)
+    path = _save(quantized, Path(out_dir) / "model.int8.xml", fp16=False)
+    ref = load_reference(src)
+    xs, ys = (ref["hold_x"], ref["hold_y"]) if ref["hold_x"] else (ref["rand_x"], ref["rand_y"])
+    return _finish(path, src, cfg, "int8", xs, ys, "psnr", cfg.min_psnr,
+                   calibration={"n": len(calib), "hw": list(calib.hw), "tool": "nncf.quantize",
+                                "preset": cfg.openvino.preset, "quantized_ops": sorted(OV_QUANT_OPS)},
+                   parity_on="held-out calibration images" if ref["hold_x"] else "random")
