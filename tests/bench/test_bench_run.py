@@ -102,4 +102,4 @@ def test_video_mode(tiny_weights: dict[str, Path], tmp_path: Path) -> None:
     rows = [r for r in rep.rows if r.kind == "video"]
     assert rows and all(r.size == "64x48" for r in rows)
     ok = [r for r in rows if r.status == "ok"]
-    assert ok and all(r.fps > 0 and r.iters == 6 and r.p50_ms <= r.p99_ms for r in ok), [r.reason for r in rows]
+    assert ok and all(r.fps > 0 and r.iters == 6 and r.infer_ms > 0 for r in ok), [r.reason for r in rows]
