@@ -8,7 +8,6 @@ on the fly into a cache folder through the export library. A combination with no
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 from dataclasses import dataclass
@@ -16,7 +15,10 @@ from pathlib import Path
 
 from lle.errors import ExportError, LLEError
 
-__all__ = ["KNOWN_PRECISIONS", "EXPORT_FORMATS", "export_format", "ArtifactSpec", "find_artifact", "resolve_artifact"]
+__all__ = [
+    "EXPORT_FORMATS", "KNOWN_PRECISIONS", "ArtifactSpec", "ExportSettings", "export_format", "find_artifact",
+    "resolve_artifact",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +67,11 @@ def export_format(backend: str, precision: str) -> str | None:
     return EXPORT_FORMATS.get(backend)
 
 
+_MANIFEST_FORMATS = {"onnxruntime": ("onnx", "onnx-int8"), "openvino": ("openvino",), "tensorrt": ("tensorrt",)}
+
+
 def _from_manifests(folder: Path, backend: str, precision: str) -> Path | None:
-    fmt = export_format(backend, precision)
+    formats = _MANIFEST_FORMATS.get(backend, ())
     for mf in sorted(folder.rglob("*.json")):
         try:
             data = json.loads(mf.read_text())
@@ -74,8 +79,7 @@ def _from_manifests(folder: Path, backend: str, precision: str) -> Path | None:
             continue
         if not isinstance(data, dict) or "artifact" not in data:
             continue
-        got = data.get("format", data.get("target"))
-        if got == fmt and data.get("precision", precision) == precision:
+        if data.get("format") in formats and data.get("precision") == precision:
             path = Path(data["artifact"])
             path = path if path.is_absolute() else mf.parent / path
             if path.is_file():
@@ -90,12 +94,12 @@ def find_artifact(folder: Path, backend: str, precision: str) -> Path | None:
     suffix plus a precision tag in the name (``int8``/``qdq`` -> int8, ``fp16``, else fp32). OpenVINO fp16/bf16
     run an fp32 IR with a precision hint when no fp16 IR exists.
     """
-    found = _from_manifests(folder, backend, precision)
-    if found is not None:
-        return found
     suffixes = _SUFFIXES.get(backend, ())
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
     for want in (precision, "fp32") if backend == "openvino" and precision in {"fp16", "bf16"} else (precision,):
+        found = _from_manifests(folder, backend, want)
+        if found is not None:
+            return found
         for suf in suffixes:  # the backend's native format first (.xml before .onnx for OpenVINO)
             hits = [p for p in files if p.suffix.lower() == suf and _precision_of_name(p) == want]
             if hits:
@@ -103,37 +107,56 @@ def find_artifact(folder: Path, backend: str, precision: str) -> Path | None:
     return None
 
 
-def _export(weights: Path, backend: str, precision: str, cache: Path) -> Path:
+@dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """How the bench exports a missing artifact. ``calib``: calibration images (required for INT8).
+
+    The export's own parity gates are relaxed (INT8 PSNR >= 0, FP16 atol 1e9) so that an inaccurate artifact is still
+    measured and shown as a failed-accuracy row; FP32 keeps its 1e-4 gate (a miss there is a bug, not a trade-off).
+    """
+
+    calib: Path | None = None
+    calib_n: int = 32
+    calib_hw: tuple[int, int] = (360, 640)
+
+
+def _export(weights: Path, backend: str, precision: str, cache: Path, settings: ExportSettings) -> Path:
     fmt = export_format(backend, precision)
     if fmt is None:
         raise ExportError(f"no export format feeds backend {backend!r}", hint=f"formats: {', '.join(EXPORT_FORMATS)}")
-    out = cache / f"{fmt}-{precision}"
-    try:
-        api = importlib.import_module("lle.export.api")
-    except ImportError:
-        api = None
-    if api is not None and hasattr(api, "export_model"):
-        from lle.export.config import ExportConfig
+    from lle.export import export_model, resolve_target
+    from lle.export.config import ExportConfig, with_overrides
 
-        cfg = ExportConfig(name=f"bench-{fmt}-{precision}", format=fmt, precision=precision)
-        result = api.export_model(weights, cfg, out)
-        return Path(getattr(result, "artifact", None) or getattr(result, "path", None) or result)
-    if (fmt, precision) == ("onnx", "fp32") or (fmt == "openvino" and precision != "int8"):
-        # OpenVINO reads ONNX directly; the backend applies the fp16/bf16 precision hint at compile time.
-        from lle.export.onnx_export import export_onnx
-        from lle.models.checkpoint import load_model
+    # OpenVINO bf16 runs the fp32 IR with a bf16 inference-precision hint (set by the backend at compile time).
+    target = resolve_target("onnx" if fmt == "onnx-int8" else fmt, "fp32" if (fmt, precision) == ("openvino", "bf16")
+                            else precision)  # fmt: skip
+    out = cache / target
+    done = out / ".done"
+    if done.is_file() and (out / done.read_text().strip()).is_file():
+        return out / done.read_text().strip()
+    prec = "fp32" if precision == "bf16" else precision
+    cfg = with_overrides(ExportConfig(name=f"bench-{target}", format=fmt, precision=prec), min_psnr=0.0,
+                         atol_fp16=1e9, calibration__n=settings.calib_n, calibration__hw=settings.calib_hw)  # fmt: skip
+    calib = None
+    if precision == "int8":
+        if settings.calib is None:
+            raise ExportError(f"{target} needs calibration images", hint="pass --calib calibration_data/images")
+        from lle.export.calibration import CalibrationSet
+        from lle.models.checkpoint import load_card
 
-        onnx_path = cache / "onnx-fp32" / f"{weights.stem}.onnx"
-        if onnx_path.is_file():
-            return onnx_path
-        model, card = load_model(weights)
-        return export_onnx(model, onnx_path, card=card)
-    raise ExportError(f"cannot export {fmt} {precision}: lle.export has no export_model yet", hint="pass --artifacts")
+        c = cfg.calibration
+        mult = load_card(weights).size_multiple
+        calib = CalibrationSet.from_dir(settings.calib, n=c.n, hw=cfg.calib_hw, multiple=mult, seed=c.seed,
+                                        holdout=c.holdout)  # fmt: skip
+    final = export_model(weights, target, out, cfg, calib).final
+    done.write_text(final.relative_to(out).as_posix())
+    return final
 
 
 def resolve_artifact(
-    weights: Path | None, backend: str, precision: str, *, artifacts: Path | None, cache: Path
-) -> ArtifactSpec:
+    weights: Path | None, backend: str, precision: str, *, artifacts: Path | None, cache: Path,
+    export: ExportSettings | None = None,
+) -> ArtifactSpec:  # fmt: skip
     """The artifact to run for ``backend``/``precision``.
 
     Raises:
@@ -155,7 +178,7 @@ def resolve_artifact(
         raise ExportError(f"no weights to export {backend} {precision} from", hint="pass --preset or --weights")
     key = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]  # a changed weights file never reuses an export
     try:
-        return ArtifactSpec(_export(weights, backend, precision, cache / key), "exported")
+        return ArtifactSpec(_export(weights, backend, precision, cache / key, export or ExportSettings()), "exported")
     except LLEError:
         raise
     except Exception as err:  # noqa: BLE001  (any exporter failure becomes this combination's reason)

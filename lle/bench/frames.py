@@ -1,17 +1,21 @@
 """Benchmark inputs and the frame <-> tensor conversions that are timed as pre/post-processing.
 
-Test frames are fixed: scikit-image's sample photos (when scikit-image is installed) or a seeded synthetic scene,
-resized to the benchmark size and darkened like a low-light capture, as uint8 HWC RGB.
+Test frames are fixed: your own images (``--frames DIR``), else scikit-image's sample photos (when scikit-image is
+installed), else a seeded synthetic scene; resized to the benchmark size and (optionally) darkened like a low-light
+capture, as uint8 HWC RGB. The default INT8 calibration set is cut from the same scikit-image photos, so for an
+unbiased INT8 accuracy figure pass held-out images with ``--frames``.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from lle.errors import InputError
 from lle.pipeline import pad_to_multiple, unpad
 
 __all__ = ["is_black", "make_frames", "parse_size", "postprocess", "preprocess", "psnr"]
@@ -64,11 +68,27 @@ def _sample_photo(i: int) -> np.ndarray | None:
     return img[..., :3].astype(np.float32) / 255.0
 
 
-def make_frames(width: int, height: int, count: int = 3, *, seed: int = 0, photos: bool = True) -> list[np.ndarray]:
+def _read_frames(folder: Path) -> list[np.ndarray]:
+    from lle.io.image import find_images, read_image
+
+    paths = find_images(folder) if folder.is_dir() else []
+    if not paths:
+        raise InputError(f"no images in test-frame folder {folder}", hint="--frames DIR with .png/.jpg images")
+    return [read_image(p)[0] for p in paths]
+
+
+def make_frames(
+    width: int, height: int, count: int = 3, *, seed: int = 0, photos: bool = True, source: Path | None = None,
+    darken: bool = True,
+) -> list[np.ndarray]:  # fmt: skip
     """``count`` dark test frames, (H, W, 3) uint8 RGB, deterministic for a given size and seed.
 
-    Each frame is a sample photo (or synthetic scene) resized to ``width`` x ``height``, darkened by a random
-    exposure in [0.08, 0.25] and gamma 1.4, with Gaussian read noise (sigma 1.5 / 255).
+    Each frame is an image of ``source`` (a folder, cycled in name order), else a scikit-image sample photo, else a
+    synthetic scene, resized to ``width`` x ``height``. With ``darken`` it is darkened like a low-light capture:
+    gamma 1.4, a random exposure in [0.08, 0.25] and Gaussian read noise (sigma 1.5 / 255).
+
+    Raises:
+        InputError: ``source`` holds no readable image.
 
     Example:
         >>> f = make_frames(64, 48, 2, photos=False)
@@ -76,18 +96,22 @@ def make_frames(width: int, height: int, count: int = 3, *, seed: int = 0, photo
         (2, (48, 64, 3), dtype('uint8'))
     """
     r = np.random.default_rng(seed)
+    own = _read_frames(source) if source is not None else []
     out = []
     for i in range(count):
-        img = _sample_photo(i) if photos else None
+        img = own[i % len(own)] if own else _sample_photo(i) if photos else None
         if img is None:
             img = _synthetic(height, width, seed + i)
         else:
             interp = cv2.INTER_AREA if img.shape[1] > width else cv2.INTER_LINEAR
-            img = cv2.resize(img.copy(), (width, height), interpolation=interp)
-        gain = np.float32(r.uniform(0.08, 0.25) * 255.0)
-        noise = r.standard_normal(img.shape, dtype=np.float32) * np.float32(1.5)
-        dark = np.power(np.clip(img, 0, 1), np.float32(1.4)) * gain + noise + np.float32(0.5)
-        out.append(np.clip(dark, 0, 255).astype(np.uint8))
+            img = cv2.resize(img, (width, height), interpolation=interp)
+        if darken:
+            gain = np.float32(r.uniform(0.08, 0.25) * 255.0)
+            noise = r.standard_normal(img.shape, dtype=np.float32) * np.float32(1.5)
+            img = np.power(np.clip(img, 0, 1), np.float32(1.4)) * gain + noise + np.float32(0.5)
+        else:
+            img = img * np.float32(255.0) + np.float32(0.5)
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from lle.bench.artifacts import ArtifactSpec, resolve_artifact
+from lle.bench.artifacts import ArtifactSpec, ExportSettings, resolve_artifact
 from lle.bench.frames import is_black, make_frames, postprocess, preprocess, psnr
 from lle.bench.memory import PeakMemory
 from lle.bench.report import BenchReport, BenchRow, collect_host
@@ -39,8 +39,9 @@ Progress = Callable[[int, int], None]
 class BenchConfig:
     """What to benchmark. ``sizes`` are (width, height); give at most one of ``iters`` / ``seconds`` (default 3 s).
 
-    ``weights`` (.safetensors) feeds torch and on-the-fly exports; ``artifacts`` is an ``lle export`` folder whose
-    artifacts are used first. ``threads`` 0 leaves each runtime's default. ``min_psnr`` maps precision -> dB.
+    ``weights`` (.safetensors) feeds torch and on-the-fly exports (``export``: calibration images for INT8);
+    ``artifacts`` is an ``lle export`` folder whose artifacts are used first. ``threads`` 0 leaves each runtime's
+    default. ``min_psnr`` maps precision -> dB.
     """
 
     weights: Path | None = None
@@ -60,6 +61,9 @@ class BenchConfig:
     cache_dir: Path | None = None
     video: Path | None = None
     photos: bool = True
+    frames: Path | None = None
+    darken: bool = True
+    export: ExportSettings = field(default_factory=ExportSettings)
 
     def __post_init__(self) -> None:
         if self.iters is not None and self.seconds is not None:
@@ -124,7 +128,9 @@ class _Bench:
     def __init__(self, cfg: BenchConfig, progress: Progress | None) -> None:
         self.cfg, self.progress = cfg, progress
         self.preset = _preset_of(cfg)
-        self.frames = {wh: make_frames(*wh, max(cfg.quality_frames, cfg.batch), photos=cfg.photos) for wh in cfg.sizes}
+        n = max(cfg.quality_frames, cfg.batch)
+        self.frames = {wh: make_frames(*wh, n, photos=cfg.photos, source=cfg.frames, darken=cfg.darken)
+                       for wh in cfg.sizes}  # fmt: skip
         self.refs: dict[tuple[int, int], list[np.ndarray]] = {}
         self.ref_error = ""
         self.done, self.total = 0, 0
@@ -195,7 +201,8 @@ class _Bench:
             if backend not in available_backends():
                 extra = getattr(cls, "extra", "") or backend
                 raise MissingDependencyError(f"{backend} is not installed", hint=f"pip install 'lle[{extra}]'")
-            spec = resolve_artifact(self.cfg.weights, backend, precision, artifacts=self.cfg.artifacts, cache=cache)
+            spec = resolve_artifact(self.cfg.weights, backend, precision, artifacts=self.cfg.artifacts, cache=cache,
+                                    export=self.cfg.export)  # fmt: skip
             base.update(artifact=str(spec.path), artifact_mb=round(spec.size_mb, 3))
             runner = cls(spec.path, precision=precision, **_backend_opts(self.cfg, backend))
             runner.load()
@@ -301,6 +308,11 @@ def summarize_rows(rows: list[BenchRow]) -> tuple[list[BenchRow], dict[str, Any]
     return out, {"best": best}
 
 
+def _frames_label(cfg: BenchConfig) -> str:
+    src = str(cfg.frames) if cfg.frames else "scikit-image sample photos" if cfg.photos else "synthetic scenes"
+    return f"{src}{', darkened' if cfg.darken else ''} (x{cfg.quality_frames} for PSNR)"
+
+
 def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, command: str = "") -> BenchReport:
     """Benchmark every combination in ``cfg``; never raises for a combination that fails (it becomes a row).
 
@@ -335,6 +347,7 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, command: st
         "sizes": ",".join(_size(s) for s in cfg.sizes), "batch": cfg.batch, "warmup": cfg.warmup,
         "iters": cfg.iters, "seconds": cfg.seconds, "threads": cfg.threads, "device": cfg.device,
         "quality_frames": cfg.quality_frames, "min_psnr": cfg.min_psnr, "video": str(cfg.video or ""),
-        "frames": "scikit-image sample photos, darkened" if cfg.photos else "synthetic dark scenes",
+        "frames": _frames_label(cfg), "calib": str(cfg.export.calib or ""), "calib_n": cfg.export.calib_n,
+        "calib_hw": "x".join(map(str, cfg.export.calib_hw)),
     }  # fmt: skip
     return BenchReport(collect_host(command), settings, rows, summary)

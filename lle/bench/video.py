@@ -122,7 +122,8 @@ def video_rows(
         base: dict[str, Any] = {"preset": preset, "backend": backend, "precision": precision, "kind": "video",
                                 "size": f"{w}x{h}"}  # fmt: skip
         try:
-            spec = resolve_artifact(cfg.weights, backend, precision, artifacts=cfg.artifacts, cache=cache)
+            spec = resolve_artifact(cfg.weights, backend, precision, artifacts=cfg.artifacts, cache=cache,
+                                    export=cfg.export)  # fmt: skip
             runner = backend_class(backend)(spec.path, precision=precision, **_backend_opts(cfg, backend))
             if not _has_stream_runner():
                 runner.load()

@@ -76,7 +76,7 @@ def bench(
     warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before measuring.")] = 3,
     iters: Annotated[int | None, typer.Option(min=1, help="Timed calls per row (instead of --seconds).")] = None,
     seconds: Annotated[
-        float | None, typer.Option(min=0.001, help="Time budget per row in seconds [default: 3].", show_default=False)
+        float | None, typer.Option(min=0.001, help="Time budget per row in seconds (default: 3).", show_default=False)
     ] = None,
     threads: Annotated[int, typer.Option(min=0, help="CPU threads per runtime (0 = runtime default).")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:i], or an OpenVINO device (GPU, NPU).")] = "auto",
@@ -85,19 +85,33 @@ def bench(
     ] = None,
     min_psnr: Annotated[
         str | None,
-        typer.Option(help="PSNR thresholds vs torch fp32, e.g. int8=28,fp16=38 [default: fp32=50,fp16=40,int8=30]."),
+        typer.Option(help="PSNR thresholds vs torch fp32, e.g. int8=28,fp16=38 (default: fp32=50,fp16=40,int8=30)."),
     ] = None,
     quality_frames: Annotated[int, typer.Option(min=1, help="Test frames for the accuracy check.")] = 3,
+    frames: Annotated[
+        Path | None,
+        typer.Option(help="Folder of your own test images (low-light; resized to each size) instead of the samples."),
+    ] = None,
+    darken: Annotated[
+        bool | None,
+        typer.Option("--darken/--no-darken", help="Darken the test frames (default: only the built-in samples).",
+                     show_default=False),
+    ] = None,
     references: Annotated[
         bool, typer.Option(help="Add the resize+copy floor and torch eager FP32 reference rows.")
     ] = True,
+    calib: Annotated[
+        Path | None,
+        typer.Option(help="Calibration images for INT8 exports made on the fly, e.g. calibration_data/images."),
+    ] = None,
+    calib_n: Annotated[int, typer.Option(min=1, help="Calibration images used per INT8 export.")] = 32,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Keep on-the-fly exports here (default: a temp folder, removed after).")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Report folder [default: benchmarks/results/<machine>/].")
+        Path | None, typer.Option("-o", "--out", help="Report folder (default: benchmarks/results/<machine>/).")
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Report file stem [default: bench-<preset>].")] = None,
+    name: Annotated[str | None, typer.Option(help="Report file stem (default: bench-<preset>).")] = None,
     plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
 ) -> None:
     """Benchmark backends x precisions x sizes, with the accuracy cost of each.
@@ -108,6 +122,7 @@ def bench(
     Status per row: ✅ ran and matched FP32 within tolerance, ❎ ran but failed the accuracy check, ❌ could not
     export/load/run (with the reason).
     """
+    from lle.bench.artifacts import ExportSettings
     from lle.bench.report import render_table, write_reports
     from lle.bench.runner import BenchConfig, run_bench
 
@@ -117,6 +132,10 @@ def bench(
         raise InputError(f"unknown preset {preset!r}", hint="quality or realtime")
     size_list = parse_sizes(sizes)
     thresholds = parse_min_psnr(min_psnr)
+    if calib is not None and not calib.is_dir():
+        raise InputError(f"--calib folder not found: {calib}", hint="e.g. --calib calibration_data/images")
+    if frames is not None and not frames.is_dir():
+        raise InputError(f"--frames folder not found: {frames}")
     if video is not None and not video.is_file():
         raise InputError(f"video not found: {video}")
     if artifacts is not None and not artifacts.is_dir():
@@ -128,6 +147,8 @@ def bench(
         weights=w, artifacts=artifacts, backends=tuple(_split(backends)), precisions=tuple(_split(precisions)),
         sizes=size_list, batch=batch, warmup=warmup, iters=iters, seconds=seconds, threads=threads, device=device,
         quality_frames=quality_frames, min_psnr=thresholds, references=references, cache_dir=cache_dir, video=video,
+        frames=frames, darken=frames is None if darken is None else darken,
+        export=ExportSettings(calib=calib, calib_n=calib_n),
     )  # fmt: skip
     command = " ".join(["lle", *sys.argv[1:]]) if sys.argv and "lle" in Path(sys.argv[0]).name else ""
     with progress_bar("benchmarking", total=1) as bar:
