@@ -95,6 +95,20 @@ def lr_factor(cfg: TrainConfig, step: int, minutes: float) -> float:
     return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def _stop_on_sigterm() -> None:
+    """Make SIGTERM (cluster pre-emption, ``kill``) unwind like Ctrl-C, so ``last.pt`` is saved on the way out."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def _tensorboard(out: Path) -> Any:
     """A TensorBoard writer when the tensorboard package is installed, else None (CSV logs are always written)."""
     import importlib.util
@@ -122,6 +136,7 @@ def _card(cfg: TrainConfig, model: nn.Module, step: int, val: dict[str, Any], mi
             "data": {"pairs": cfg.data.pairs, "clean": cfg.data.clean, "synth": to_dict(cfg.data.synth)},
             "loss": to_dict(cfg.loss),
             "minutes": round(minutes, 1),
+            "init_weights": cfg.init_weights,
             "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"),
             "torch": torch.__version__,
         },
@@ -234,6 +249,7 @@ def train(
 
     t0 = time.time()
     last_ckpt = time.time()
+    _stop_on_sigterm()
     log_f = (out / "train.csv").open("a", newline="") if main else None
     tb = _tensorboard(out) if main else None
     logw = csv.writer(log_f) if log_f else None
