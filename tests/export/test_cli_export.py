@@ -1,0 +1,85 @@
+"""`lle export` and `lle calib build` through Typer's CliRunner, on tiny weights."""
+
+from __future__ import annotations
+
+import typer
+from typer.testing import CliRunner
+
+from lle.cli import calib as calib_cli
+from lle.cli import export as export_cli
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    export_cli.register(app)
+    calib_cli.register(app)
+
+    @app.callback()
+    def _root() -> None:  # keeps `export` a subcommand
+        pass
+
+    return app
+
+
+def test_export_onnx_writes_artifacts_and_summary(tiny_weights, tmp_path) -> None:
+    out = tmp_path / "out"
+    res = CliRunner().invoke(_app(), ["export", "--weights", str(tiny_weights["realtime"]), "--format", "onnx",
+                                      "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "model.onnx").is_file() and (out / "model.onnx.json").is_file()
+    assert (out / "model.reference.npz").is_file() and (out / "export.resolved.yaml").is_file()
+    assert "model.onnx" in res.stdout and "max abs" in res.stdout
+
+
+def test_missing_weights_is_one_line_error(tmp_path) -> None:
+    res = CliRunner().invoke(_app(), ["export", "--weights", str(tmp_path / "none.safetensors"), "--format", "onnx",
+                                      "--out", str(tmp_path)])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "weights file not found" in lines[0]
+
+
+def test_bad_format_value_lists_choices(tiny_weights, tmp_path) -> None:
+    res = CliRunner().invoke(_app(), ["export", "--weights", str(tiny_weights["quality"]), "--format", "tflite",
+                                      "--out", str(tmp_path)])
+    assert res.exit_code != 0
+    assert "tflite" in res.output and "onnx-int8" in res.output
+
+
+def test_int8_without_calib_and_bad_hw_are_one_line_errors(tiny_weights, tmp_path) -> None:
+    w = str(tiny_weights["quality"])
+    res = CliRunner().invoke(_app(), ["export", "--weights", w, "--format", "onnx-int8", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "onnx-int8 needs calibration images" in res.output
+    res = CliRunner().invoke(_app(), ["export", "--weights", w, "--format", "tensorrt", "--opt-hw", "720p",
+                                      "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "--opt-hw '720p' is not HEIGHTxWIDTH" in res.output
+    res = CliRunner().invoke(_app(), ["export", "--weights", w, "--format", "onnx-int8", "--precision", "fp16",
+                                      "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "no export for format 'onnx-int8' at precision 'fp16'" in res.output
+
+
+def test_no_bundled_weights_is_a_clear_error(tmp_path) -> None:
+    from lle.cli._common import WEIGHTS_DIR
+
+    if (WEIGHTS_DIR / "realtime.safetensors").is_file():
+        return
+    res = CliRunner().invoke(_app(), ["export", "--preset", "realtime", "--format", "onnx", "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "no bundled weights for preset 'realtime'" in res.output
+
+
+def test_calib_build_from_images(tmp_path) -> None:
+    import numpy as np
+
+    from lle.io.image import write_image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        write_image(src / f"{i}.png", np.full((40, 60, 3), i / 20, np.float32))
+    res = CliRunner().invoke(_app(), ["calib", "build", str(src), "--out", str(tmp_path / "cal"), "--n", "4",
+                                      "--max-side", "32"])
+    assert res.exit_code == 0, res.output
+    files = sorted((tmp_path / "cal").glob("*.jpg"))
+    assert len(files) == 4
+    res = CliRunner().invoke(_app(), ["calib", "build", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
+    assert res.exit_code == 1 and "source folder not found" in res.output

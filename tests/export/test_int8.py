@@ -1,0 +1,133 @@
+"""INT8: calibration set, ONNX Q/DQ (structure + PSNR), OpenVINO FP32 parity and NNCF INT8 (PSNR)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lle.errors import ExportError
+from lle.export.manifest import psnr, read_manifest
+
+PRESETS = ("quality", "realtime")
+# Numbers seen on the tiny seeded models (README/report): Q/DQ ~46 dB quality, ~83 dB realtime; NNCF ~72/~89 dB.
+MIN_PSNR = 35.0
+
+
+def _workdir(exported, preset: str, tmp_path: Path) -> Path:
+    src, _ = exported[preset]
+    work = tmp_path / preset
+    shutil.copytree(src.parent, work)
+    return work / src.name
+
+
+def test_calibration_set_is_seeded_preprocessed_and_holds_out(calib_factory) -> None:
+    a, b = calib_factory(16), calib_factory(16)
+    assert a == b and len(a) == 12 and len(a.holdout_paths) == 4
+    assert not set(a.paths) & set(a.holdout_paths)
+    x = next(iter(a))
+    assert x.shape == a.shape == (1, 3, 64, 96) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.mean() < 0.35  # low light, like deployment data
+
+
+def test_calibration_set_errors(tmp_path) -> None:
+    from lle.errors import InputError
+    from lle.export.calibration import CalibrationSet
+
+    with pytest.raises(InputError, match="calibration folder not found"):
+        CalibrationSet.from_dir(tmp_path / "nope", n=4, hw=(32, 32), multiple=4)
+    with pytest.raises(InputError, match="has 0 images, need at least 5"):
+        CalibrationSet.from_dir(tmp_path, n=4, hw=(32, 32), multiple=4)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_qdq_int8_runs_and_reaches_min_psnr(exported, export_cfg, preset, tmp_path) -> None:
+    import onnx
+
+    from lle.export.onnx_export import load_reference, run_onnx
+    from lle.export.ort_quant import check_qdq, to_qdq
+
+    src = _workdir(exported, preset, tmp_path)
+    path = to_qdq(src, src.parent, export_cfg, exported[preset][1])
+    counts = check_qdq(onnx.load(str(path)))
+    assert counts["convs"] == counts["per_channel_weights"] > 0
+    ref = load_reference(src)
+    got = psnr(np.concatenate([o.ravel() for o in run_onnx(path, ref["hold_x"])]),
+               np.concatenate([r.ravel() for r in ref["hold_y"]]))
+    print(f"\n{preset} ONNX Q/DQ INT8 vs FP32 torch on held-out images: {got:.2f} dB")
+    assert got >= MIN_PSNR
+    assert read_manifest(path)["parity"]["psnr_db"] == pytest.approx(min(got, 100.0), abs=1e-6)
+
+
+def test_qdq_structure_every_conv_quantized_zero_points_zero(exported, export_cfg, tmp_path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from lle.export.ort_quant import to_qdq
+
+    src = _workdir(exported, "realtime", tmp_path)
+    m = onnx.load(str(to_qdq(src, src.parent, export_cfg, exported["realtime"][1])))
+    producer = {o: n for n in m.graph.node for o in n.output}
+    init = {t.name: t for t in m.graph.initializer}
+    convs = [n for n in m.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert convs
+    for n in convs:
+        assert producer[n.input[0]].op_type == "DequantizeLinear", n.name
+        assert producer[n.input[1]].op_type == "DequantizeLinear", n.name
+    for n in m.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2:
+            assert not numpy_helper.to_array(init[n.input[2]]).any()
+    # The state/alpha blend is not quantized: no Q/DQ reads the graph's state or alpha input.
+    q_inputs = {n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
+    assert not q_inputs & {"state", "alpha"}
+
+
+def test_check_qdq_rejects_an_unquantized_conv(exported) -> None:
+    import onnx
+
+    from lle.export.ort_quant import check_qdq
+
+    with pytest.raises(ExportError, match="input is not dequantized"):
+        check_qdq(onnx.load(str(exported["quality"][0])))
+
+
+def test_int8_without_calibration_is_a_clear_error(exported, export_cfg, tmp_path) -> None:
+    from lle.export.ort_quant import to_qdq
+
+    with pytest.raises(ExportError, match="needs calibration images"):
+        to_qdq(exported["quality"][0], tmp_path, export_cfg, None)
+
+
+@pytest.mark.openvino
+def test_openvino_fp32_matches_torch(exported, export_cfg, tmp_path) -> None:
+    """Realtime only (its video I/O is the harder case; OpenVINO compile time keeps the folder under 60 s)."""
+    pytest.importorskip("openvino")
+    from lle.export.openvino_ir import to_ov
+
+    src = _workdir(exported, "realtime", tmp_path)
+    path = to_ov(src, src.parent, export_cfg, None)
+    assert path.with_suffix(".bin").is_file()
+    man = read_manifest(path)
+    assert man["parity"]["max_abs"] <= 1e-4 and man["inference_precision_hint"] == "f32"
+
+
+@pytest.mark.openvino
+def test_openvino_int8_reaches_min_psnr_and_keeps_state_in_float(exported, export_cfg, tmp_path) -> None:
+    pytest.importorskip("nncf")
+    import openvino as ov
+
+    from lle.export.openvino_ir import to_ov_int8
+
+    src = _workdir(exported, "realtime", tmp_path)
+    path = to_ov_int8(src, src.parent, export_cfg, exported["realtime"][1])
+    got = read_manifest(path)["parity"]["psnr_db"]
+    print(f"\nrealtime OpenVINO NNCF INT8 vs FP32 torch on held-out images: {got:.2f} dB")
+    assert got >= MIN_PSNR
+    model = ov.Core().read_model(str(path))
+    fq = [op for op in model.get_ops() if op.get_type_name() == "FakeQuantize"]
+    assert fq
+    for op in fq:
+        src_names = {op.input_value(0).get_node().get_friendly_name()}
+        assert not src_names & {"state", "alpha"}
