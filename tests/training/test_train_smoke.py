@@ -75,3 +75,53 @@ def test_lr_schedule_warms_up_and_decays_with_time_budget() -> None:
     assert lr_factor(cfg, 10, 0) == pytest.approx(1.0, abs=1e-3)
     assert lr_factor(cfg, 20, 5.0) < 0.6
     assert lr_factor(cfg, 20, 10.0) == pytest.approx(cfg.optim.min_lr_ratio)
+
+
+def test_sigterm_saves_a_resumable_checkpoint(tiny_data, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, _ = tiny_data
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "lle.cli.app",
+        "train",
+        "--set",
+        "model.arch={width: 4}",
+        "--set",
+        f"data.pairs=[{root}]",
+        "--set",
+        "data.crop=32",
+        "--set",
+        "batch=2",
+        "--set",
+        "steps=100000",
+        "--set",
+        "val_every=100000",
+        "--set",
+        "data.val_fraction=0.5",
+        "--set",
+        "data.group_column=null",
+        "--set",
+        "threads=1",
+        "--set",
+        f"out_dir={out}",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "train.csv").is_file():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.time() < deadline
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert (out / "last.pt").is_file()
+    import torch
+
+    assert proc.returncode != 0
+    assert torch.load(out / "last.pt", weights_only=True)["step"] >= 0
