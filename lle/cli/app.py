@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lle import __version__
-from lle.cli import enhance, info, train
+from lle.cli import bench, calib, enhance, export, info, run, train
 from lle.cli import eval as eval_cmd
 from lle.cli._common import STATE, err_console
 
@@ -48,7 +48,7 @@ def _root(
     STATE["debug"] = debug
 
 
-for _module in (enhance, info, train, eval_cmd):
+for _module in (enhance, run, export, calib, bench, train, eval_cmd, info):
     _module.register(app)
 
 
