@@ -24,12 +24,15 @@ def _root() -> None:  # a callback keeps `bench` a named subcommand, as in the r
 runner = CliRunner()
 
 
-def test_tiny_bench_cli(tiny_weights: dict[str, Path], tmp_path: Path) -> None:
+def test_tiny_bench_cli(tiny_weights: dict[str, Path], tiny_artifacts: dict[str, Path], tmp_path: Path,
+                        bench_cache: Path) -> None:
     pytest.importorskip("torch")
     out = tmp_path / "res"
     res = runner.invoke(app, ["bench", "--weights", str(tiny_weights["realtime"]), "--backends", "torch,onnxruntime",
                               "--precisions", "fp32", "--sizes", "64x48,72x40", "--iters", "2", "--warmup", "0",
-                              "--quality-frames", "1", "--out", str(out), "--no-plots"])  # fmt: skip
+                              "--quality-frames", "1", "--out", str(out), "--no-plots",
+                              "--cache-dir", str(bench_cache),
+                              "--artifacts", str(tiny_artifacts["realtime"])])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "resize+copy" in res.output and "torch" in res.output
     data = json.loads((out / "bench-realtime.json").read_text())

@@ -21,10 +21,12 @@ def _installed(backend: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def report(tiny_weights: dict[str, Path]) -> BenchReport:
+def report(tiny_weights: dict[str, Path], tiny_artifacts: dict[str, Path], bench_cache: Path) -> BenchReport:
     pytest.importorskip("torch")
-    cfg = BenchConfig(weights=tiny_weights["realtime"], backends=(*BACKENDS, "nosuch"), precisions=("fp32", "fp8"),
-                      sizes=SIZES, iters=3, warmup=1, quality_frames=2, photos=False)  # fmt: skip
+    cfg = BenchConfig(weights=tiny_weights["realtime"], artifacts=tiny_artifacts["realtime"],
+                      backends=(*BACKENDS, "nosuch"), precisions=("fp32", "fp8"),
+                      sizes=SIZES, iters=3, warmup=1, quality_frames=2, photos=False,
+                      cache_dir=bench_cache)  # fmt: skip
     return run_bench(cfg, command="pytest")
 
 
@@ -43,6 +45,8 @@ def test_installed_backend_runs_and_matches(report: BenchReport, backend: str) -
         assert r.pre_ms > 0 and r.infer_ms > 0 and r.post_ms > 0
         assert r.psnr_db >= 50 and r.min_psnr_db == 50
         assert r.artifact and r.artifact_mb > 0 and r.runtime_version
+        if backend != "torch":
+            assert r.artifact.endswith("model.onnx")  # taken from the artifacts folder, not re-exported
         if importlib.util.find_spec("psutil"):
             assert r.peak_rss_mb > 0
         assert r.speedup_vs_eager > 0
@@ -89,7 +93,8 @@ def test_accuracy_failure_is_flagged(tiny_weights: dict[str, Path]) -> None:
     assert "< 99 dB" in rows[0].reason and rows[0].p50_ms > 0
 
 
-def test_video_mode(tiny_weights: dict[str, Path], tmp_path: Path) -> None:
+def test_video_mode(tiny_weights: dict[str, Path], tiny_artifacts: dict[str, Path], tmp_path: Path,
+                    bench_cache: Path) -> None:
     pytest.importorskip("torch")
     src = tmp_path / "clip.mp4"
     vw = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
@@ -97,7 +102,8 @@ def test_video_mode(tiny_weights: dict[str, Path], tmp_path: Path) -> None:
         vw.write(np.full((48, 64, 3), 10 + 5 * i, np.uint8))
     vw.release()
     cfg = BenchConfig(weights=tiny_weights["realtime"], backends=("torch", "onnxruntime"), precisions=("fp32",),
-                      sizes=(), video=src, iters=1)  # fmt: skip
+                      sizes=(), video=src, iters=1, cache_dir=bench_cache,
+                      artifacts=tiny_artifacts["realtime"])  # fmt: skip
     rep = run_bench(cfg)
     rows = [r for r in rep.rows if r.kind == "video"]
     assert rows and all(r.size == "64x48" for r in rows)
