@@ -168,7 +168,8 @@ class OpenVinoBackend(Backend):
 
         extra: dict[str, Any] = {"ov_device": self._ov_device}
         if self._compiled is not None:
-            extra["inference_precision"] = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+            prec = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+            extra["inference_precision"] = prec.get_type_name() if hasattr(prec, "get_type_name") else str(prec)
         return BackendInfo(self.name, self.precision, self.device, str(self.model_path), openvino.__version__, extra)
 
     def close(self) -> None:

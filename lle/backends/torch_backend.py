@@ -19,6 +19,8 @@ __all__ = ["TorchBackend"]
 class TorchBackend(Backend):
     """``device``: auto | cpu | cuda[:i]; ``precision``: fp32 | bf16 | fp16 (fp16 only on CUDA); channels_last always.
 
+    Options: ``threads`` (CPU threads, process-wide ``torch.set_num_threads``; 0 = torch's default).
+
     The realtime preset is wrapped in :class:`lle.models.realtime.TemporalRealtime`, so :meth:`infer_stateful`
     behaves exactly like the exported video graphs.
     """
@@ -50,6 +52,9 @@ class TorchBackend(Backend):
             raise BackendError("torch backend: fp16 needs CUDA", hint="use --precision fp32 or bf16 on CPU")
         if self.precision not in {"fp32", "bf16", "fp16"}:
             raise BackendError(f"torch backend: precision {self.precision!r} not supported", hint="fp32, bf16 or fp16")
+        threads = int(self.options.get("threads", 0) or 0)
+        if threads:
+            torch.set_num_threads(threads)
         model, card = load_model(self.model_path)
         self.card = card
         self._mult = card.size_multiple

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,43 +24,26 @@ from lle.errors import BackendError
 if TYPE_CHECKING:
     import tensorrt as trt
 
-__all__ = ["TrtBackend", "check_sidecar", "sidecar_path"]
+    from lle.export.trt_meta import EngineSpec
+
+__all__ = ["ENGINE_SUFFIXES", "TrtBackend", "engine_size_multiple"]
 
 log = logging.getLogger(__name__)
 
 ENGINE_SUFFIXES = (".plan", ".engine")
+_PRESET_MULTIPLE = {"quality": 16, "realtime": 4}
 
 
-def sidecar_path(engine: Path) -> Path:
-    """The JSON written beside an engine: ``model.plan`` -> ``model.json`` (or ``model.plan.json``)."""
-    side = engine.with_suffix(".json")
-    return side if side.is_file() else engine.with_name(engine.name + ".json")
+def engine_size_multiple(manifest: dict[str, Any]) -> int:
+    """H/W multiple of an engine, from its manifest: ``size_multiple``, else the preset's, else 16 (safe for both).
 
-
-def check_sidecar(meta: dict[str, Any], *, engine: str, trt_version: str, gpu: str, compute_capability: str) -> None:
-    """Refuse an engine built for another TensorRT version or GPU.
-
-    ``meta`` keys used: ``tensorrt_version``, ``compute_capability`` ("8.7"), ``gpu`` (name; informative),
-    ``hardware_compatible`` / ``version_compatible`` (bool; engines built with those flags may move).
-
-    Raises:
-        BackendError: naming the engine's and this machine's version or GPU.
+    Example:
+        >>> engine_size_multiple({"preset": "realtime"}), engine_size_multiple({})
+        (4, 16)
     """
-    built_v = str(meta.get("tensorrt_version", ""))
-    if not built_v:
-        raise BackendError(f"tensorrt: sidecar of {engine} has no tensorrt_version", hint="rebuild with `lle export`")
-    if not meta.get("version_compatible") and built_v.split(".")[:3] != trt_version.split(".")[:3]:
-        raise BackendError(
-            f"tensorrt: {engine} was built with TensorRT {built_v}, this machine has {trt_version}",
-            hint="rebuild the engine on this machine: lle export ... --target trt-fp16",
-        )
-    built_cc = str(meta.get("compute_capability", ""))
-    if built_cc and not meta.get("hardware_compatible") and built_cc != compute_capability:
-        raise BackendError(
-            f"tensorrt: {engine} was built for {meta.get('gpu', '?')} (sm {built_cc}), this GPU is {gpu} "
-            f"(sm {compute_capability})",
-            hint="engines are GPU-specific: rebuild it on this device",
-        )
+    if "size_multiple" in manifest:
+        return int(manifest["size_multiple"])
+    return _PRESET_MULTIPLE.get(str(manifest.get("preset")), 16)
 
 
 def _cudart() -> Any:
@@ -99,6 +81,10 @@ class _Cuda:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self.ck(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream))
 
+    def runtime_version(self) -> str:
+        ver = int(self.ck(self.rt.cudaRuntimeGetVersion()))
+        return f"{ver // 1000}.{ver % 1000 // 10}"
+
     def device(self, index: int) -> tuple[str, str]:
         self.ck(self.rt.cudaSetDevice(index))
         props = self.ck(self.rt.cudaGetDeviceProperties(index))
@@ -128,6 +114,7 @@ class TrtBackend(Backend):
         self._graph_key: tuple[Any, ...] | None = None
         self._gpu = ""
         self._trt_version = ""
+        self._engine_spec: EngineSpec | None = None
 
     def load(self) -> None:
         trt = require("tensorrt", extra=self.extra)
@@ -142,17 +129,21 @@ class TrtBackend(Backend):
         dev, _, idx = self.device.partition(":")
         if dev not in {"auto", "cuda"}:
             raise BackendError(f"tensorrt: device {self.device!r} not supported", hint="auto or cuda[:i]")
+        from lle.export.manifest import manifest_path
+        from lle.export.trt_meta import EnvironmentSpec, read_sidecar, validate_sidecar
+
         cuda = _Cuda()
         self._gpu, cc = cuda.device(int(idx or 0))
         self._trt_version = trt.__version__
-        side = sidecar_path(path)
-        if not side.is_file():
-            raise BackendError(f"tensorrt: {path.name} has no sidecar {side.name}", hint="rebuild it with `lle export`")
+        self._engine_spec = read_sidecar(path)  # the exporter's sidecar: TensorRT version, GPU, profiles
+        env = EnvironmentSpec(tensorrt=trt.__version__, cuda=cuda.runtime_version(), gpu=self._gpu,
+                              compute_capability=cc)
+        for warning in validate_sidecar(self._engine_spec, env, plan_name=path.name):
+            log.warning("%s", warning)
         try:
-            meta = json.loads(side.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise BackendError(f"tensorrt: cannot read sidecar {side}: {err}") from err
-        check_sidecar(meta, engine=path.name, trt_version=trt.__version__, gpu=self._gpu, compute_capability=cc)
+            manifest = json.loads(manifest_path(path).read_text())
+        except (OSError, json.JSONDecodeError):
+            manifest = {}
         runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
         engine = runtime.deserialize_cuda_engine(path.read_bytes())
         if engine is None:
@@ -170,7 +161,7 @@ class TrtBackend(Backend):
         state = check_graph_io(self.name, path.name, ins, outs)
         lo, _, hi = engine.get_tensor_profile_shape(INPUT, 0)
         self._spec = TensorSpec(
-            size_multiple=int(meta.get("size_multiple", 16)), state_shape=state,
+            size_multiple=engine_size_multiple(manifest), state_shape=state,
             min_hw=(int(lo[2]), int(lo[3])), max_hw=(int(hi[2]), int(hi[3])),
         )  # fmt: skip
         self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
@@ -198,13 +189,10 @@ class TrtBackend(Backend):
             raise BackendError("tensorrt backend: call load() first")
         ctx, cuda, stream = self._ctx, self._cuda, self._stream
         h, w = feeds[INPUT].shape[-2:]
-        spec = self._spec
-        lo, hi = spec.min_hw or (0, 0), spec.max_hw or (1 << 30, 1 << 30)
-        if not (lo[0] <= h <= hi[0] and lo[1] <= w <= hi[1]):
-            raise BackendError(
-                f"tensorrt: input {h}x{w} is outside the engine profile {lo}..{hi}",
-                hint="rebuild the engine with a profile covering this size",
-            )
+        if self._engine_spec is not None:
+            from lle.export.trt_meta import check_input_shape
+
+            check_input_shape(self._engine_spec, INPUT, tuple(feeds[INPUT].shape))
         host = {k: np.ascontiguousarray(v, dtype=self._dtypes[k]) for k, v in feeds.items()}
         key = tuple((k, v.shape) for k, v in host.items())
         for k, v in host.items():

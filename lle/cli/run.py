@@ -90,7 +90,8 @@ def run(
             bar.update(task, completed=done, total=total, info=f"{fps:.1f} fps")
 
         result = run_stream(
-            model, source, output, backend=backend.value, device=device, precision=precision.value, show=show,
+            model, source, output, backend=backend.value, device=device, show=show,
+            precision=precision.value,  # type: ignore[arg-type]
             compare=compare, smoothing=smoothing, backend_options=opts, progress=on_frame, on_start=on_start,
         )  # fmt: skip
     msg = f"{result.frames} frame(s) in {result.seconds:.1f} s ({result.fps:.1f} fps)"

@@ -103,7 +103,7 @@ class StreamRunner:
         self._state: np.ndarray | None = None
         self._alpha = 0.0
         self.stop = threading.Event()
-        self._queues = [queue.Queue(maxsize=1 if source.live else queue_size) for _ in range(4)]
+        self._queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=1 if source.live else queue_size) for _ in range(4)]
         self._times: dict[str, list[float]] = {s: [] for s in STAGES}
         self._error: BaseException | None = None
         self.dropped = 0

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from lle.backends.base import Precision
 from lle.errors import InputError
 from lle.io.image import IMAGE_SUFFIXES
 from lle.io.sinks import FOURCC, FolderSink, ImageFileSink, Sink, VideoFileSink, WindowSink
@@ -69,7 +70,7 @@ def open_sinks(output: Path | None, source: Source, *, show: bool = False) -> li
 
 def run_stream(
     model: Path, source: str, output: Path | None = None, *, backend: str = "auto", device: str = "auto",
-    precision: str = "fp32", show: bool = False, compare: bool = False, smoothing: float = 0.85,
+    precision: Precision = "fp32", show: bool = False, compare: bool = False, smoothing: float = 0.85,
     backend_options: dict[str, Any] | None = None, progress: Callable[[int, int | None, float], None] | None = None,
     on_start: Callable[[Source, Any], None] | None = None,
 ) -> StreamResult:  # fmt: skip

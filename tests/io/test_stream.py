@@ -274,3 +274,40 @@ def test_realtime_smoothing_does_not_add_flicker(tiny_weights: dict) -> None:
     # (d log y / d log x of y = a x + b x^2, ~1.016 for the tiny model's b > 0), not temporal instability.
     assert ratios[0.85] <= 1.02
     assert ratios[0.85] <= ratios[0.0] + 1e-6
+
+
+class _FakeCap:
+    def __init__(self, frames: int) -> None:
+        self.left = frames
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, frame_content(0)
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_rtsp_reconnects_with_bounded_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lle.io import sources
+
+    opens = iter([_FakeCap(3), None, _FakeCap(2)])  # open, stream drops, reopen fails once, succeeds, drops again
+
+    def fake_open(self: sources.CaptureSource, target: object, api: int = 0) -> _FakeCap:
+        cap = next(opens, None)
+        if cap is None:
+            raise InputError("cannot open stream")
+        return cap
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(sources.CaptureSource, "_open", fake_open)
+    src = sources.CaptureSource("rtsp://cam/stream", retries=3, backoff=0.5, sleep=sleeps.append)
+    assert src.live and src.reconnect
+    assert len(list(src)) == 5
+    assert src.reconnects == 1
+    assert sleeps == [0.5, 1.0, 0.5, 1.0, 2.0]  # bounded: gives up after 3 attempts
