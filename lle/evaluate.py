@@ -18,7 +18,16 @@ from lle._atomic import atomic_write_bytes
 from lle.data.datasets import Pair
 from lle.io.image import encode_image
 
-__all__ = ["BASELINES", "EvalReport", "MethodResult", "contact_sheet", "evaluate", "write_report"]
+__all__ = [
+    "BASELINES",
+    "EvalReport",
+    "FlickerResult",
+    "MethodResult",
+    "contact_sheet",
+    "evaluate",
+    "video_flicker",
+    "write_report",
+]
 
 Enhance = Callable[[np.ndarray], np.ndarray]
 """(H, W, 3) float32 in [0, 1] -> same."""
@@ -144,3 +153,69 @@ def write_report(report: EvalReport, out_dir: Path, sheet: np.ndarray | None) ->
         paths.append(out_dir / f"{report.dataset}_sheet.png")
         atomic_write_bytes(paths[1], encode_image(sheet, ".png"))
     return paths
+
+
+@dataclass(slots=True)
+class FlickerResult:
+    """Relative flicker (see :func:`lle.streaming.temporal.flicker`) of a clip before and after enhancement."""
+
+    video: str
+    frames: int
+    smoothing: float
+    input_flicker: float
+    output_flicker: float
+
+    @property
+    def ratio(self) -> float:
+        """Output over input flicker: <= 1 means the enhancer adds no flicker."""
+        if self.input_flicker == 0:
+            return 1.0 if self.output_flicker == 0 else float("inf")
+        return self.output_flicker / self.input_flicker
+
+
+class _FlickerAccumulator:
+    """Running relative flicker of a frame stream without keeping the frames."""
+
+    def __init__(self) -> None:
+        self.prev: np.ndarray | None = None
+        self.diff, self.level, self.n = 0.0, 0.0, 0
+
+    def add(self, img: np.ndarray) -> None:
+        x = img.astype(np.float32)
+        self.level += float(x.mean())
+        if self.prev is not None:
+            self.diff += float(np.abs(x - self.prev).mean())
+        self.prev, self.n = x, self.n + 1
+
+    @property
+    def value(self) -> float:
+        if self.n < 2 or self.level == 0:
+            return 0.0
+        return (self.diff / (self.n - 1)) / (self.level / self.n)
+
+
+def video_flicker(model: Path, video: Path, *, backend: str = "auto", smoothing: float = 0.85) -> FlickerResult:
+    """Run ``model`` over every frame of ``video`` (as ``lle run`` does) and measure input vs output flicker.
+
+    Meant for a static scene: there, any frame-to-frame change is noise or flicker.
+
+    Raises:
+        InputError: the video cannot be opened.
+    """
+    from lle.backends.registry import auto_backend, backend_class
+    from lle.io.sinks import Sink
+    from lle.io.sources import Frame, open_source
+    from lle.streaming.runner import StreamRunner
+
+    acc_in, acc_out = _FlickerAccumulator(), _FlickerAccumulator()
+
+    class _Measure(Sink):
+        def write(self, frame: Frame, image: np.ndarray) -> None:
+            acc_in.add(frame.image)
+            acc_out.add(image)
+
+    with open_source(str(video)) as src:
+        name = auto_backend(Path(model)) if backend == "auto" else backend
+        with backend_class(name)(Path(model)) as be:
+            StreamRunner(be, src, [_Measure()], smoothing=smoothing).run()
+    return FlickerResult(str(video), acc_out.n, smoothing, acc_in.value, acc_out.value)

@@ -34,15 +34,27 @@ def evaluate(
     ] = 0,
     sheet_rows: Annotated[int, typer.Option(help="Pairs shown in the contact sheet.")] = 6,
     baselines: Annotated[bool, typer.Option(help="Also score identity, global gamma and CLAHE.")] = True,
+    video: Annotated[
+        Path | None, typer.Option(help="Static-scene video: measure output vs input flicker (as lle run plays it).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Artifact for --video (.safetensors/.onnx/.xml/.plan). Default: the weights.")
+    ] = None,
+    smoothing: Annotated[float, typer.Option(help="Coefficient smoothing for --video (realtime preset).")] = 0.85,
 ) -> None:
-    """Evaluate weights on paired images: PSNR, GT-mean PSNR, SSIM, brightness error, per image and on average.
+    """Evaluate weights on paired images (PSNR, GT-mean PSNR, SSIM, brightness error) and/or video flicker.
 
-    Writes OUT/<name>.json and OUT/<name>_sheet.png (input | output | reference | baselines).
+    Pairs: writes OUT/<name>.json and OUT/<name>_sheet.png (input | output | reference | baselines).
+    Video: relative frame-to-frame change of output vs input on a static clip; writes OUT/<clip>_flicker.json.
     """
     from lle.errors import InputError
 
+    if pairs is None and video is None:
+        raise InputError("nothing to evaluate", hint="pass --pairs LOW_DIR REF_DIR and/or --video CLIP")
+    if video is not None:
+        _flicker(model or default_weights(preset, weights), video, smoothing, out)
     if pairs is None:
-        raise InputError("nothing to evaluate", hint="pass --pairs LOW_DIR REF_DIR")
+        return
     from lle.backends.torch_backend import TorchBackend
     from lle.data.datasets import load_pairs
     from lle.errors import DataError
@@ -75,6 +87,25 @@ def evaluate(
     if problems := rep.problems:
         out_console.print(f"skipped {len(problems)} pair(s): " + "; ".join(problems[:5]))
     out_console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _flicker(model: Path, video: Path, smoothing: float, out: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from lle._atomic import atomic_write_bytes
+    from lle.errors import InputError
+    from lle.evaluate import video_flicker
+
+    if not video.is_file():
+        raise InputError(f"video not found: {video}")
+    res = video_flicker(model, video, smoothing=smoothing)
+    verdict = "adds no flicker" if res.ratio <= 1.0 else "adds flicker"
+    out_console.print(
+        f"{video.name}: {res.frames} frames, flicker input {res.input_flicker:.4f} -> output {res.output_flicker:.4f} "
+        f"(ratio {res.ratio:.2f}, {verdict}; smoothing {smoothing})"
+    )
+    atomic_write_bytes(out / f"{video.stem}_flicker.json", json.dumps({**asdict(res), "ratio": res.ratio}).encode())
 
 
 def register(app: typer.Typer) -> None:

@@ -66,3 +66,40 @@ def test_eval_bad_inputs(tmp_path, tiny_weights) -> None:
         app, ["eval", "--pairs", str(tmp_path / "a"), str(tmp_path / "b"), "--weights", str(tiny_weights["quality"])]
     )
     assert res.exit_code == 1 and "data folder not found" in res.output
+
+
+def _static_noisy_clip(path, n=20, w=64, h=48):
+    import cv2
+
+    r = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 40 + 25 * np.sin(xx / 9.0) * np.cos(yy / 7.0)
+    vw = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter.fourcc(*"mp4v"), 12.0, (w, h))
+    for _ in range(n):
+        vw.write(np.clip(base[..., None] + r.normal(0, 4.0, (h, w, 3)), 0, 255).astype(np.uint8))
+    vw.release()
+    return path
+
+
+def test_eval_video_flicker(tmp_path, tiny_weights) -> None:
+    clip = _static_noisy_clip(tmp_path / "static.mp4")
+    out = tmp_path / "ev"
+    res = runner.invoke(app, ["eval", "--video", str(clip), "--weights", str(tiny_weights["realtime"]), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "static_flicker.json").read_text())
+    assert rep["frames"] == 20 and rep["input_flicker"] > 0
+    # Smoothing removes temporal instability; what remains is the tone curve's local slope (about 1 for a gain).
+    assert rep["ratio"] <= 1.05
+    unsmoothed = runner.invoke(
+        app,
+        ["eval", "--video", str(clip), "--weights", str(tiny_weights["realtime"]), "-o", str(out), "--smoothing", "0"],
+    )
+    assert unsmoothed.exit_code == 0
+    assert json.loads((out / "static_flicker.json").read_text())["ratio"] >= rep["ratio"] - 1e-6
+
+
+def test_eval_video_missing(tmp_path, tiny_weights) -> None:
+    res = runner.invoke(
+        app, ["eval", "--video", str(tmp_path / "nope.mp4"), "--weights", str(tiny_weights["realtime"])]
+    )
+    assert res.exit_code == 1 and "video not found" in res.output
