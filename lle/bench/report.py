@@ -189,6 +189,7 @@ _NUMERIC = ("ms", "FPS", "MB", "dB", "eager")
 def _cells(r: BenchRow) -> list[str]:
     split = "/".join(_ms(v) for v in (r.pre_ms, r.infer_ms, r.post_ms)) if r.infer_ms is not None else "-"
     note = r.reason or ("reference" if r.kind == "reference" else "")
+    note = note if len(note) <= 140 else note[:139] + "…"  # the full reason is in the JSON/CSV
     psnr = _fmt(r.psnr_db) + (f" (>={r.min_psnr_db:g})" if r.min_psnr_db is not None and r.psnr_db is not None else "")
     mem = _fmt(r.peak_rss_mb, 0) + (f" +{_fmt(r.gpu_mem_mb, 0)} GPU" if r.gpu_mem_mb is not None else "")
     return [r.mark, r.preset, r.backend, r.precision, r.size, _ms(r.p50_ms), _ms(r.p90_ms), _ms(r.p99_ms),

@@ -207,7 +207,7 @@ class _Bench:
             runner = cls(spec.path, precision=precision, **_backend_opts(self.cfg, backend))
             runner.load()
         except Exception as err:  # noqa: BLE001  (a combination that cannot be exported/loaded is an error row)
-            log.info("%s %s: %s", backend, precision, _reason(err))
+            log.debug("%s %s: %s", backend, precision, _reason(err))
             self.done += len(self.cfg.sizes) - 1
             self._tick()
             return [BenchRow(size="-", status="error", reason=_reason(err), **base)]
