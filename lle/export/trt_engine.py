@@ -319,7 +319,7 @@ def to_engine(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet
     kind, bound = ("psnr", cfg.min_psnr) if precision == "int8" else (
         "atol", cfg.atol_fp16 if precision == "fp16" else cfg.atol_fp32)
     parity = compare(run_engine(plan, [feed(x) for x in in_profile]), ys, kind=kind, threshold=bound)
-    write_manifest(plan, format="tensorrt", precision=precision, preset=src_m.get("preset"),
+    write_manifest(plan, format="tensorrt", precision=precision, preset=src_m.get("preset"), size_multiple=multiple,
                    engine=spec.to_dict(), parity=parity, trtexec=cmd,
                    parity_on="held-out calibration images" if ref["hold_x"] else "random")
     check_parity(parity, plan)
