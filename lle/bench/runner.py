@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -320,6 +321,11 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, command: st
         ConfigError / InputError: the configuration itself is unusable (e.g. unreadable weights).
     """
     _set_torch_threads(cfg)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores = os.cpu_count() or 1
+    if load > 0.5 * cores:
+        log.warning("load average %.1f on %d cores: other processes are using the CPU; timings will be unreliable",
+                    load, cores)  # fmt: skip
     bench = _Bench(cfg, progress)
     combos = _combos(cfg)
     cache = Path(tempfile.mkdtemp(prefix="lle-bench-")) if cfg.cache_dir is None else cfg.cache_dir
@@ -347,7 +353,8 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, command: st
         "sizes": ",".join(_size(s) for s in cfg.sizes), "batch": cfg.batch, "warmup": cfg.warmup,
         "iters": cfg.iters, "seconds": cfg.seconds, "threads": cfg.threads, "device": cfg.device,
         "quality_frames": cfg.quality_frames, "min_psnr": cfg.min_psnr, "video": str(cfg.video or ""),
-        "frames": _frames_label(cfg), "calib": str(cfg.export.calib or ""), "calib_n": cfg.export.calib_n,
+        "load_avg_at_start": round(load, 2), "frames": _frames_label(cfg), "calib": str(cfg.export.calib or ""),
+        "calib_n": cfg.export.calib_n,
         "calib_hw": "x".join(map(str, cfg.export.calib_hw)),
     }  # fmt: skip
     return BenchReport(collect_host(command), settings, rows, summary)
