@@ -10,12 +10,12 @@ from __future__ import annotations
 import abc
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from lle._atomic import atomic_write_bytes
 from lle.errors import InputError
 from lle.io.image import IMAGE_SUFFIXES
 from lle.io.sources import Frame
@@ -35,18 +35,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         InputError: the destination cannot be written.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        atomic_write_bytes(path, data)
     except OSError as err:
-        msg = f"cannot write to {path.parent}: {err.strerror}"
-        raise InputError(msg, hint="choose a writable -o/--output") from err
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {err.strerror}") from err
+        raise InputError(f"cannot write {path}: {err.strerror}", hint="choose a writable -o/--output") from err
 
 
 def _encode(image: np.ndarray, suffix: str) -> bytes:
