@@ -57,7 +57,9 @@ def main() -> None:
     reports = {}
     for name, pairs in data.val.items():
         rep, kept = evaluate(pairs, methods, dataset=name, keep=6)
-        write_report(rep, sheets, contact_sheet(kept, ["input", "quality", "realtime", "reference", "gamma", "clahe"]))
+        write_report(rep, sheets, None)
+        cols = ["input", "quality", "realtime", "reference", "gamma", "clahe"]
+        write_image(sheets / f"{name}_sheet.jpg", contact_sheet(kept, cols, height=160))
         reports[name] = rep
         print(name, {m.name: round(m.psnr, 2) for m in rep.methods}, flush=True)
     real = (
@@ -74,6 +76,9 @@ def main() -> None:
             x = cv2.resize(x, (round(x.shape[1] * s), round(x.shape[0] * s)), interpolation=cv2.INTER_AREA)
         rows.append({"input": x, "quality": methods["quality"](x), "realtime": methods["realtime"](x)})
     write_image(sheets / "real_lowlight_sheet.jpg", contact_sheet(rows, ["input", "quality", "realtime"], height=240))
+    sample = read_image(Path("lle/assets/sample_dark.jpg"))[0]
+    before_after = [{"input": sample, "quality": methods["quality"](sample), "realtime": methods["realtime"](sample)}]
+    write_image(a.out / "before_after.jpg", contact_sheet(before_after, ["input", "quality", "realtime"], height=320))
 
     cpu, _ = cpu_features()
     lines = [
@@ -105,7 +110,7 @@ def main() -> None:
         for p in ("quality", "realtime"):
             got = next(m.psnr for m in rep.methods if m.name == p)
             lines.append(f"\n{p}: {got - best_base:+.2f} dB vs the best baseline")
-        lines += ["", f"![{name}](quality_sheets/{name}_sheet.png)", ""]
+        lines += ["", f"![{name}](quality_sheets/{name}_sheet.jpg)", ""]
     lines += [
         "## Unpaired real low-light photos (DICM, SCI medium)",
         "",

@@ -1,0 +1,37 @@
+"""The shipped defaults: bundled weights for both presets and the sample input the README enhances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lle.cli._common import WEIGHTS_DIR
+from lle.cli.app import app
+from lle.io.image import read_image
+from lle.models.checkpoint import load_card
+
+SAMPLE = Path(__file__).resolve().parents[2] / "lle" / "assets" / "sample_dark.jpg"
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@pytest.mark.parametrize("preset", ["quality", "realtime"])
+def test_bundled_weights_have_cards_and_fit_in_10_mb(preset: str) -> None:
+    w = WEIGHTS_DIR / f"{preset}.safetensors"
+    assert w.is_file() and w.stat().st_size < 10 * 2**20
+    card = load_card(w)
+    assert card.preset == preset and card.metrics["validation"] and card.training["steps"] > 0
+
+
+@pytest.mark.parametrize("preset", ["quality", "realtime"])
+def test_readme_first_command_brightens_the_sample(tmp_path, preset: str) -> None:
+    out = tmp_path / "enhanced.jpg"
+    res = CliRunner().invoke(app, ["enhance", str(SAMPLE), "-o", str(out), "--preset", preset])
+    assert res.exit_code == 0, res.output
+    before, after = read_image(SAMPLE)[0], read_image(out)[0]
+    assert after.shape == before.shape
+    lb, la = float((before @ LUMA).mean()), float((after @ LUMA).mean())
+    assert lb < 0.2 and 0.25 < la < 0.7, (lb, la)
+    assert float((after > 0.99).mean()) < 0.02  # no blown highlights
