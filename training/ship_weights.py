@@ -23,9 +23,9 @@ def main() -> None:
     a = ap.parse_args()
     model, card = load_model(a.weights)
     src = load_card(a.weights)
-    training = {**src.training, "history": a.history, "hardware": a.hardware}
+    training = {**src.training, "history": a.history, "hardware": a.hardware, "stored_as": "float16"}
     out = ROOT / "lle" / "weights" / f"{card.preset}.safetensors"
-    save_model(model, out, ModelCard(**{**asdict(src), "training": training}))
+    save_model(model, out, ModelCard(**{**asdict(src), "training": training}), half=True)
     print(json.dumps({"written": str(out), "bytes": out.stat().st_size, "validation": src.metrics}, indent=1))
 
 

@@ -52,14 +52,19 @@ def card_path(weights: Path) -> Path:
     return weights.with_suffix(".json")
 
 
-def save_model(model: nn.Module, path: Path, card: ModelCard) -> Path:
-    """Write ``model``'s weights to ``path`` (.safetensors) and ``card`` beside it, atomically."""
+def save_model(model: nn.Module, path: Path, card: ModelCard, *, half: bool = False) -> Path:
+    """Write ``model``'s weights to ``path`` (.safetensors) and ``card`` beside it, atomically.
+
+    ``half`` stores float16 (half the size; loading casts back to the model's float32).
+    """
     from safetensors.torch import save
 
     from lle import __version__
 
     card = ModelCard(**{**asdict(card), "lle_version": card.lle_version or __version__})
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() for k, v in state.items()}
     atomic_write_bytes(path, save(state, metadata={"model_card": card.to_json()}))
     atomic_write_bytes(card_path(path), card.to_json().encode() + b"\n")
     return path

@@ -41,3 +41,15 @@ def test_weights_that_do_not_fit_the_preset(tmp_path) -> None:
     card_path(path).write_text(json.dumps({"preset": "quality", "arch": {"width": 8}, "size_multiple": 16}))
     with pytest.raises(InputError, match="does not fit"):
         load_model(path)
+
+
+def test_half_storage_halves_the_file_and_loads_as_float32(tmp_path) -> None:
+    m = create_model("quality", width=4)
+    card = ModelCard(preset="quality", arch={"width": 4}, size_multiple=16)
+    full = save_model(m, tmp_path / "f.safetensors", card)
+    half = save_model(m, tmp_path / "h.safetensors", card, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    m2, _ = load_model(half)
+    p = next(m2.parameters())
+    assert p.dtype == torch.float32
+    torch.testing.assert_close(p, next(m.parameters()), atol=1e-3, rtol=1e-3)
