@@ -27,6 +27,12 @@ def _measured(report: BenchReport) -> list[BenchRow]:
     return [r for r in report.rows if r.status != "error" and r.p50_ms is not None and r.kind != "video"]
 
 
+def _null_formatter() -> object:
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
+
+
 def _figure(ncols: int) -> tuple[Figure, list]:
     from matplotlib.figure import Figure
 
@@ -52,12 +58,16 @@ def plot_latency(report: BenchReport) -> Figure | None:
             style = "--" if rs[0].kind == "reference" else "-"
             marker = "x" if any(r.status == "accuracy" for r in rs) else "o"
             ax.plot([_pixels(r.size) for r in rs], [r.p50_ms for r in rs], style, marker=marker, label=label)
-        for fps in (30, 60):
-            ax.axhline(1000 / fps, color="grey", lw=0.6, ls=":")
-            ax.text(ax.get_xlim()[0], 1000 / fps, f" {fps} FPS", va="bottom", fontsize=7, color="grey")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("megapixels per frame")
+        sizes = sorted({r.size for r in rows if r.preset == preset}, key=_pixels)
+        ax.set_xticks([_pixels(sz) for sz in sizes], sizes, fontsize=7)
+        ax.xaxis.set_minor_formatter(_null_formatter())
+        x0 = ax.get_xlim()[0]
+        for fps in (30, 60):
+            ax.axhline(1000 / fps, color="grey", lw=0.6, ls=":")
+            ax.text(x0, 1000 / fps, f" {fps} FPS", va="bottom", fontsize=7, color="grey")
+        ax.set_xlabel("frame size (log of pixel count)")
         ax.set_ylabel("p50 latency per batch, ms (log)")
         ax.set_title(f"{preset}: latency vs resolution")
         ax.grid(True, which="both", alpha=0.3)

@@ -15,7 +15,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -26,7 +25,7 @@ from lle.errors import InputError
 
 __all__ = [
     "STATUS_MARK", "BenchReport", "BenchRow", "HostInfo", "collect_host", "machine_slug", "render_markdown",
-    "render_table", "to_csv", "to_json", "write_atomic", "write_reports",
+    "read_report", "render_table", "to_csv", "to_json", "write_atomic", "write_reports",
 ]
 
 STATUS_MARK = {"ok": "✅", "accuracy": "❎", "error": "❌"}
@@ -286,25 +285,32 @@ def render_markdown(report: BenchReport, *, plots: list[str] | None = None) -> s
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename (umask permissions).
 
     Raises:
         InputError: the folder cannot be created or written.
     """
-    raw = data.encode() if isinstance(data, str) else data
+    from lle._atomic import atomic_write_bytes
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        atomic_write_bytes(Path(path), data.encode() if isinstance(data, str) else data)
     except OSError as err:
-        raise InputError(f"cannot write to {path.parent}: {err.strerror}", hint="choose a writable --out") from err
+        raise InputError(f"cannot write {path}: {err.strerror}", hint="choose a writable --out") from err
+    return Path(path)
+
+
+def read_report(path: Path) -> BenchReport:
+    """Load a report written by :func:`to_json` (e.g. to re-render its markdown and plots).
+
+    Raises:
+        InputError: not a bench report JSON.
+    """
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write {path}: {err.strerror}") from err
-    return path
+        d = json.loads(Path(path).read_text())
+        rows = [BenchRow(**{k: v for k, v in r.items() if k != "mark"}) for r in d["rows"]]
+        return BenchReport(HostInfo(**d["host"]), d["settings"], rows, d.get("summary", {}))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path} is not an lle bench report: {err}") from err
 
 
 def write_reports(report: BenchReport, out: Path, *, stem: str = "bench", plots: bool = True) -> list[Path]:
