@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lle.errors import ParityError  # noqa: E402
 from lle.export import TARGETS  # noqa: E402
 from lle.export.calibration import CalibrationSet  # noqa: E402
 from lle.export.config import CalibrationConfig, ExportConfig, InputSpec  # noqa: E402
@@ -117,18 +118,25 @@ def report_one(weights: Path, targets: list[str], work: Path, calib_dir: Path, c
     for target in targets:
         precision = _PRECISION.get(target, target.rsplit("-", 1)[-1])
         tcfg = dataclasses.replace(cfg, precision=precision)
-        src, total = weights, 0.0
+        src, total, failed = weights, 0.0, ""
         for step in TARGETS[target]:
             key = f"{step.__name__}:{precision}" if step.__name__ == "to_engine" else step.__name__
             if key not in done:
                 t0 = time.perf_counter()
                 print(f"[{card.preset}] {target}: {step.__name__} ...", file=sys.stderr, flush=True)
-                done[key] = (step(src, out_dir, tcfg, calib), time.perf_counter() - t0)
+                try:
+                    done[key] = (step(src, out_dir, tcfg, calib), time.perf_counter() - t0)
+                except ParityError as err:
+                    # The artifact and its manifest are written before the check: report the miss, keep going.
+                    failed = "FAILED the parity check: "
+                    done[key] = (out_dir / str(err).split()[0], time.perf_counter() - t0)
             src, dt = done[key]
             total += dt
         man = read_manifest(src)
         p = man.get("parity", {})
-        parity = (f"{p['psnr_db']:.1f} dB vs torch" if p.get("kind") == "psnr" else f"max abs {p['max_abs']:.1e}")
+        parity = failed + (
+            f"{p['psnr_db']:.1f} dB vs torch" if p.get("kind") == "psnr" else f"max abs {p['max_abs']:.1e}"
+        )
         gt = _gt_psnr(_runner(src, tcfg)([x for x, _ in data]), data)
         rows.append(Row(target, src.name, int(man.get("size_bytes", 0)), parity, gt, total))
     return card.preset, fp32_gt, rows

@@ -15,10 +15,13 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from lle.backends.base import Precision
 
 from lle.bench.artifacts import ArtifactSpec, ExportSettings, resolve_artifact
 from lle.bench.frames import is_black, make_frames, postprocess, preprocess, psnr
@@ -195,7 +198,7 @@ class _Bench:
         """Rows for one combination at every size; one ``error`` row (size ``-``) if it cannot be exported/loaded."""
         from lle.backends.registry import available_backends, backend_class
 
-        base = {"preset": self.preset, "backend": backend, "precision": precision, "kind": kind,
+        base: dict[str, Any] = {"preset": self.preset, "backend": backend, "precision": precision, "kind": kind,
                 "batch": self.cfg.batch, "min_psnr_db": self.cfg.min_psnr.get(precision)}  # fmt: skip
         try:
             cls = backend_class(backend)  # unknown names and unimportable modules fail here, before any export
@@ -205,7 +208,7 @@ class _Bench:
             spec = resolve_artifact(self.cfg.weights, backend, precision, artifacts=self.cfg.artifacts, cache=cache,
                                     export=self.cfg.export)  # fmt: skip
             base.update(artifact=str(spec.path), artifact_mb=round(spec.size_mb, 3))
-            runner = cls(spec.path, precision=precision, **_backend_opts(self.cfg, backend))
+            runner = cls(spec.path, precision=cast("Precision", precision), **_backend_opts(self.cfg, backend))
             runner.load()
         except Exception as err:  # noqa: BLE001  (a combination that cannot be exported/loaded is an error row)
             log.debug("%s %s: %s", backend, precision, _reason(err))
@@ -294,7 +297,7 @@ def summarize_rows(rows: list[BenchRow]) -> tuple[list[BenchRow], dict[str, Any]
     out = []
     for r in rows:
         e = eager.get((r.preset, r.size))
-        if e and r.fps and r.status != "error" and r.kind != "video" and r.backend != "resize+copy":
+        if e and e.fps and r.fps and r.status != "error" and r.kind != "video" and r.backend != "resize+copy":
             r = dataclasses.replace(r, speedup_vs_eager=round(r.fps / e.fps, 3))
         out.append(r)
     for key in dict.fromkeys((r.preset, r.size) for r in out):

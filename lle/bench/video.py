@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
@@ -22,6 +22,7 @@ from lle.bench.timing import summarize
 from lle.errors import InputError
 
 if TYPE_CHECKING:
+    from lle.backends.base import Precision
     from lle.bench.runner import BenchConfig
 
 __all__ = ["enhance_video", "video_rows"]
@@ -47,7 +48,7 @@ def enhance_video(src: Path, dst: Path, infer: Callable[[np.ndarray], np.ndarray
     """
     w, h, fps, _ = _probe(src)
     cap = cv2.VideoCapture(str(src))
-    out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    out = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     lat: list[float] = []
     try:
         while True:
@@ -82,7 +83,8 @@ def _measure_video(
 
         opts = _backend_opts(cfg, backend)
         device = opts.pop("device")
-        res = run_stream(model, str(cfg.video), dst, backend=backend, device=device, precision=precision,
+        prec = cast("Precision", precision)
+        res = run_stream(model, str(cfg.video), dst, backend=backend, device=device, precision=prec,
                          backend_options=opts)  # fmt: skip
         if not res.frames:
             raise InputError(f"no frames decoded from {cfg.video}")
@@ -124,7 +126,8 @@ def video_rows(
         try:
             spec = resolve_artifact(cfg.weights, backend, precision, artifacts=cfg.artifacts, cache=cache,
                                     export=cfg.export)  # fmt: skip
-            runner = backend_class(backend)(spec.path, precision=precision, **_backend_opts(cfg, backend))
+            prec = cast("Precision", precision)
+            runner = backend_class(backend)(spec.path, precision=prec, **_backend_opts(cfg, backend))
             if not _has_stream_runner():
                 runner.load()
         except Exception as err:  # noqa: BLE001  (becomes an error row)
