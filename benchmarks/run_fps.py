@@ -1,8 +1,8 @@
 """End-to-end `lle run` FPS on synthetic 720p/1080p videos, per preset and backend, with per-stage timings.
 
-    nice -n 19 python benchmarks/run_fps.py [--frames 48] [--quality-frames 6] [--backends onnxruntime,openvino]
+    python benchmarks/run_fps.py [--frames 48] [--quality-frames 6] [--backends onnxruntime,openvino]
 
-Weights: runs/{preset}/best.safetensors when present (copied first: training may rewrite them), else the tiny test
+Weights: the bundled lle/weights/{preset}.safetensors when present, else the tiny test
 models (numbers then say so). Writes benchmarks/results/run_fps.md.
 """
 
@@ -48,12 +48,12 @@ def models(tmp: Path) -> tuple[dict[str, dict[str, Path]], str]:
     out: dict[str, dict[str, Path]] = {}
     origin = []
     for preset in ("quality", "realtime"):
-        src = ROOT / "runs" / preset / "best.safetensors"
+        src = ROOT / "lle" / "weights" / f"{preset}.safetensors"
         dst = tmp / f"{preset}.safetensors"
         if src.is_file():
             shutil.copy(src, dst)
             shutil.copy(card_path(src), card_path(dst))
-            origin.append(f"{preset}: {src.relative_to(ROOT)} (mid-training snapshot)")
+            origin.append(f"{preset}: {src.relative_to(ROOT)} (bundled trained weights)")
         else:
             from conftest import make_tiny_weights
 
@@ -118,10 +118,10 @@ def main() -> None:
 
 - date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, git {sha.stdout.strip()}
 - machine: {cpu_name()}, {os.cpu_count()} logical cores, load average at the end {load[0]:.1f} / {load[1]:.1f}
-  (two training runs and other users share these cores, so these numbers are pessimistic)
+  (numbers are only comparable at a similar load)
 - versions: {versions()}
 - models: {origin}
-- command: `nice -n 19 python benchmarks/run_fps.py --frames {args.frames} --quality-frames {args.quality_frames} \
+- command: `python benchmarks/run_fps.py --frames {args.frames} --quality-frames {args.quality_frames} \
 --backends {args.backends}`
 - pipeline: synthetic mp4v video -> decode -> pre (BGR uint8 -> RGB float NCHW) -> infer (pad, run, crop, clip) ->
   post (-> BGR uint8) -> mp4v encode, fp32, batch 1, one thread per stage, smoothing on for realtime.
