@@ -51,3 +51,18 @@ def dark_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     base = 0.15 + 0.1 * np.sin(xx / max(1, w) * 6.0)[..., None] * np.cos(yy / max(1, h) * 4.0)[..., None]
     img = base * np.array([1.0, 0.8, 0.6], np.float32) + r.normal(0, 0.01, (h, w, 3)).astype(np.float32)
     return np.clip(img, 0, 0.3).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_weights: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """{preset: tiny .onnx} exported from the tiny weights."""
+    pytest.importorskip("onnx")
+    from lle.export.onnx_export import export_onnx
+    from lle.models.checkpoint import load_model
+
+    root = tmp_path_factory.mktemp("onnx")
+    out = {}
+    for preset, w in tiny_weights.items():
+        model, card = load_model(w)
+        out[preset] = export_onnx(model, root / f"{preset}.onnx", card=card)
+    return out

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from lle.errors import BackendError
 
-__all__ = ["ALPHA", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "check_graph_io", "parse_size_multiple"]
+if TYPE_CHECKING:
+    from lle.backends.base import Backend
+
+__all__ = ["ALPHA", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "check_graph_io", "graph_feeds", "parse_size_multiple"]
 
 # Same names as lle.export.onnx_export (not imported: that module belongs to the torch/onnx side).
 INPUT, OUTPUT, STATE, ALPHA, STATE_OUT = "input", "output", "state", "alpha", "state_out"
@@ -62,3 +68,14 @@ def parse_size_multiple(backend: str, artifact: str, value: str | None) -> int:
     if m < 1:
         raise BackendError(f"{backend}: {artifact} has lle.size_multiple={value!r}, expected a positive integer")
     return m
+
+
+def graph_feeds(
+    backend: Backend, batch: np.ndarray, state: np.ndarray | None = None, alpha: float = 0.0
+) -> dict[str, np.ndarray]:
+    """Input dict for an exported graph: ``input``, plus ``state`` (zeros when None) and ``alpha`` for video graphs."""
+    feeds = {INPUT: batch}
+    if backend.input_spec.state_shape is not None:
+        feeds[STATE] = backend.zero_state(batch.shape[0]) if state is None else state
+        feeds[ALPHA] = np.array([alpha], np.float32)
+    return feeds

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lle._lazy import require
-from lle.backends._graph import ALPHA, INPUT, OUTPUT, STATE, STATE_OUT, check_graph_io, parse_size_multiple
+from lle.backends._graph import OUTPUT, STATE_OUT, check_graph_io, graph_feeds, parse_size_multiple
 from lle.backends.base import Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
@@ -107,13 +107,6 @@ class OpenVinoBackend(Backend):
     def input_spec(self) -> TensorSpec:
         return self._spec
 
-    def _feeds(self, batch: np.ndarray, state: np.ndarray | None = None, alpha: float = 0.0) -> dict[str, np.ndarray]:
-        feeds = {INPUT: batch}
-        if self._spec.state_shape is not None:
-            feeds[STATE] = self.zero_state(batch.shape[0]) if state is None else state
-            feeds[ALPHA] = np.array([alpha], np.float32)
-        return feeds
-
     def _request(self) -> ov.InferRequest:
         if self._req is None:
             raise BackendError("openvino backend: call load() first")
@@ -122,7 +115,7 @@ class OpenVinoBackend(Backend):
     def infer(self, batch: np.ndarray) -> np.ndarray:
         req = self._request()
         self.check_input(batch)
-        res = req.infer(self._feeds(batch), share_inputs=True)
+        res = req.infer(graph_feeds(self, batch), share_inputs=True)
         return np.array(res[OUTPUT], copy=True)
 
     def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +124,7 @@ class OpenVinoBackend(Backend):
         req = self._request()
         self.check_input(batch)
         self.check_state(batch, state, alpha)
-        res = req.infer(self._feeds(batch, state, alpha), share_inputs=True)
+        res = req.infer(graph_feeds(self, batch, state, alpha), share_inputs=True)
         return np.array(res[OUTPUT], copy=True), np.array(res[STATE_OUT], copy=True)
 
     def infer_iter(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -153,7 +146,7 @@ class OpenVinoBackend(Backend):
         sent = nxt = 0
         for b in batches:
             self.check_input(b)
-            queue.start_async(self._feeds(b), sent)
+            queue.start_async(graph_feeds(self, b), sent)
             sent += 1
             while nxt in done:
                 yield done.pop(nxt)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lle._lazy import require
-from lle.backends._graph import ALPHA, INPUT, OUTPUT, STATE, STATE_OUT, check_graph_io, parse_size_multiple
+from lle.backends._graph import OUTPUT, STATE_OUT, check_graph_io, graph_feeds, parse_size_multiple
 from lle.backends.base import Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
@@ -133,23 +133,16 @@ class OrtBackend(Backend):
         self._sess.run_with_iobinding(binding)
         return list(binding.copy_outputs_to_cpu())
 
-    def _zero_feeds(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        feeds = {INPUT: batch}
-        if self._spec.state_shape is not None:
-            feeds[STATE] = self.zero_state(batch.shape[0])
-            feeds[ALPHA] = np.zeros(1, np.float32)
-        return feeds
-
     def infer(self, batch: np.ndarray) -> np.ndarray:
         self.check_input(batch)
-        return self._run(self._zero_feeds(batch), [OUTPUT])[0]
+        return self._run(graph_feeds(self, batch), [OUTPUT])[0]
 
     def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         if self._spec.state_shape is None:
             return super().infer_stateful(batch, state, alpha)
         self.check_input(batch)
         self.check_state(batch, state, alpha)
-        y, s = self._run({INPUT: batch, STATE: state, ALPHA: np.array([alpha], np.float32)}, [OUTPUT, STATE_OUT])
+        y, s = self._run(graph_feeds(self, batch, state, alpha), [OUTPUT, STATE_OUT])
         return y, s
 
     def describe(self) -> BackendInfo:

@@ -57,20 +57,6 @@ def decode(path: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tiny_weights: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    pytest.importorskip("onnx")
-    from lle.export.onnx_export import export_onnx
-    from lle.models.checkpoint import load_model
-
-    root = tmp_path_factory.mktemp("onnx")
-    out = {}
-    for preset, w in tiny_weights.items():
-        model, card = load_model(w)
-        out[preset] = export_onnx(model, root / f"{preset}.onnx", card=card)
-    return out
-
-
-@pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_video(tmp_path_factory.mktemp("video") / "clip.mp4")
 
