@@ -21,9 +21,9 @@ import torch
 
 from lle import __version__
 from lle.backends.torch_backend import TorchBackend
-from lle.cli.info import cpu_features
 from lle.config import load_config
 from lle.evaluate import BASELINES, contact_sheet, evaluate, write_report
+from lle.host import cpu_features
 from lle.io.image import find_images, from_nchw, read_image, to_nchw, write_image
 from lle.models.checkpoint import load_card
 from lle.pipeline import Enhancer

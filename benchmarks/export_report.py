@@ -143,14 +143,9 @@ def report_one(weights: Path, targets: list[str], work: Path, calib_dir: Path, c
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        for line in info.read_text(errors="ignore").splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    from lle.host import cpu_features
+
+    return f"{cpu_features()[0]}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 
 def _git_sha() -> str:

@@ -20,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lle import __version__
-from lle.cli.info import cpu_features
+from lle.host import cpu_features
 from lle.models import create_model
 from lle.pipeline import pad_to_multiple
 

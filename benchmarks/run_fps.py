@@ -78,17 +78,9 @@ def versions() -> str:
             f"{platform.python_version()}")
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
+    from lle.host import cpu_features
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=48, help="frames per realtime clip")
     ap.add_argument("--quality-frames", type=int, default=6, help="frames per quality clip (slow on CPU)")
@@ -117,7 +109,7 @@ def main() -> None:
     text = f"""# `lle run` end-to-end FPS (CPU)
 
 - date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, git {sha.stdout.strip()}
-- machine: {cpu_name()}, {os.cpu_count()} logical cores, load average at the end {load[0]:.1f} / {load[1]:.1f}
+- machine: {cpu_features()[0]}, {os.cpu_count()} logical cores, load average at the end {load[0]:.1f} / {load[1]:.1f}
   (numbers are only comparable at a similar load)
 - versions: {versions()}
 - models: {origin}

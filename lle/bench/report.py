@@ -155,7 +155,7 @@ def machine_slug(cpu: str, cores: int, gpus: list[str]) -> str:
 
 def collect_host(command: str = "") -> HostInfo:
     """CPU model, core count, CPU flags, GPUs, OS, library versions (no runtime is imported), git sha, UTC date."""
-    from lle.cli.info import cpu_features, gpus
+    from lle.host import cpu_features, gpus
 
     cpu, flags = cpu_features()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -1,0 +1,52 @@
+"""Host facts for reports and ``lle info``: CPU model and instruction-set flags, GPUs. Loads no runtime."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+__all__ = ["cpu_features", "gpus"]
+
+_FEATURES = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "avx_vnni",
+    "neon",
+    "asimd",
+)
+
+
+def cpu_features() -> tuple[str, list[str]]:
+    """CPU model name and the inference-relevant instruction-set flags it reports (Linux /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text(errors="ignore").splitlines():
+            key, _, val = line.partition(":")
+            key = key.strip()
+            if key in {"model name", "Model"} and model in {"", platform.machine(), platform.processor()}:
+                model = val.strip()
+            elif key in {"flags", "Features"}:
+                flags |= set(val.split())
+    return model, [f for f in _FEATURES if f in flags]
+
+
+def gpus() -> list[str]:
+    """GPUs seen by ``nvidia-smi -L`` (NVIDIA) plus Jetson's tegra marker; no CUDA library is loaded."""
+    out = []
+    if shutil.which("nvidia-smi"):
+        try:
+            res = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+            out += [ln.strip() for ln in res.stdout.splitlines() if ln.strip()]
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if Path("/etc/nv_tegra_release").is_file():
+        out.append("NVIDIA Jetson (" + Path("/etc/nv_tegra_release").read_text().split(",")[0].strip("# ") + ")")
+    return out
