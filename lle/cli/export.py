@@ -86,6 +86,11 @@ def export(
     calib_hw: Annotated[
         str | None, typer.Option(help="Calibration size HxW (default: the deployment --opt-hw).")
     ] = None,
+    mixed: Annotated[
+        bool | None,
+        typer.Option("--mixed/--no-mixed", help="INT8: keep the convolutions INT8 hurts most in float until the "
+                     "INT8 model is within --min-psnr (+3 dB) of FP32 (default: on)."),
+    ] = None,
     min_hw: Annotated[str | None, typer.Option(help="Smallest input HxW (TensorRT profile).")] = None,
     opt_hw: Annotated[str | None, typer.Option(help="Deployment input HxW: TensorRT tuning and calibration.")] = None,
     max_hw: Annotated[str | None, typer.Option(help="Largest input HxW (TensorRT profile).")] = None,
@@ -118,7 +123,7 @@ def export(
         input__min_hw=parse_hw(min_hw, "--min-hw"), input__opt_hw=parse_hw(opt_hw, "--opt-hw"),
         input__max_hw=parse_hw(max_hw, "--max-hw"),
         calibration__n=calib_n, calibration__method=calib_method.value if calib_method else None,
-        calibration__hw=parse_hw(calib_hw, "--calib-hw"),
+        calibration__hw=parse_hw(calib_hw, "--calib-hw"), calibration__mixed=mixed,
         tensorrt__workspace_mib=workspace_mib, tensorrt__opt_level=opt_level, tensorrt__dla_core=dla_core,
         tensorrt__timing_cache=str(timing_cache) if timing_cache else None,
         openvino__cache_dir=str(ov_cache_dir) if ov_cache_dir else None,

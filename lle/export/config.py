@@ -52,9 +52,17 @@ class CalibrationConfig:
     """Images kept out of calibration to check INT8 PSNR on."""
     seed: int = 0
     method: str = "minmax"
-    """minmax | entropy | percentile (ONNX Q/DQ); OpenVINO/NNCF uses its own min-max statistics."""
+    """minmax | entropy | percentile (ONNX Q/DQ); OpenVINO/NNCF always uses the global min/max."""
     hw: tuple[int, int] | None = None
     """Calibration resolution; default: ``input.opt_hw`` (the deployment resolution)."""
+    mixed: bool = True
+    """Keep the convolutions INT8 hurts most in float until the probe PSNR reaches ``min_psnr + margin_db``."""
+    probe: int = 4
+    """Calibration images the mixed-precision search measures on (the held-out check images never are)."""
+    margin_db: float = 3.0
+    """Head-room over ``min_psnr`` the search aims for on the probe images."""
+    max_float: float = 0.5
+    """At most this fraction of the convolutions stays float."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,9 @@ class ExportConfig:
                 f"input sizes must satisfy min <= opt <= max per axis, got min {list(lo)} opt {list(opt)} "
                 f"max {list(hi)}"
             )
+        if not 0.0 <= self.calibration.max_float <= 1.0 or self.calibration.probe < 1:
+            raise ConfigError(f"calibration.max_float must be in [0, 1] and probe >= 1, got "
+                              f"{self.calibration.max_float}, {self.calibration.probe}")
         if self.calibration.n < 1 or self.calibration.holdout < 0:
             raise ConfigError(f"calibration.n must be >= 1 and holdout >= 0, got {self.calibration.n}, "
                               f"{self.calibration.holdout}")

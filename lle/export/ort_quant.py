@@ -9,7 +9,11 @@ so the temporal state is never squeezed through an 8-bit range calibrated on sti
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
     from lle.export.calibration import CalibrationSet
     from lle.export.config import ExportConfig
 
-__all__ = ["QUANT_OPS", "check_qdq", "quantize_qdq", "to_qdq"]
+__all__ = ["QUANT_OPS", "calibrate_ranges", "check_qdq", "conv_names", "quantize_qdq", "to_qdq", "write_qdq"]
 
 log = logging.getLogger(__name__)
 
@@ -28,51 +32,88 @@ QUANT_OPS = ("Conv", "ConvTranspose")
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
-def quantize_qdq(src: Path, dst: Path, calib: CalibrationSet, *, method: str = "minmax") -> Path:
-    """Quantize ``src`` to ``dst`` on ``calib`` (see the module docstring for the conventions).
+def calibrate_ranges(src: Path, calib: CalibrationSet, *, method: str = "minmax", chunk: int = 4) -> Any:
+    """Activation ranges of every convolution input of ``src`` over ``calib`` (an onnxruntime ``TensorsData``).
+
+    Images are fed ``chunk`` at a time: onnxruntime's calibrators keep every intermediate tensor of a batch in memory
+    (gigabytes per image at 720p for the quality preset); min/max and histograms are merged across chunks.
 
     Raises:
-        ExportError: the quantizer failed.
+        ExportError: the calibrator failed.
     """
     quant = require("onnxruntime.quantization", extra="onnx")
     from lle.export.calibration import ort_reader
     from lle.export.onnx_export import graph_feed
 
+    feed = graph_feed(Path(src))
+    paths = calib.paths
+    try:
+        with tempfile.TemporaryDirectory(prefix="lle-calib-") as tmp:
+            calibrator = quant.create_calibrator(
+                Path(src), list(QUANT_OPS), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                calibrate_method=getattr(quant.CalibrationMethod, _METHODS[method]),
+                extra_options={"symmetric": True, "moving_average": False, "percentile": 99.999},
+            )  # fmt: skip
+            for i in range(0, len(paths), chunk):
+                part = dataclasses.replace(calib, paths=paths[i : i + chunk])
+                calibrator.collect_data(ort_reader(part, feed))
+            ranges = calibrator.compute_data()
+            del calibrator
+    except Exception as err:
+        raise ExportError(f"INT8 calibration of {Path(src).name} failed: {str(err).splitlines()[0]}") from err
+    return ranges
+
+
+def write_qdq(src: Path, dst: Path, ranges: Any, *, keep_float: Sequence[str] = (),
+              only: Sequence[str] | None = None) -> Path:
+    """Write the Q/DQ graph of ``src`` with activation ``ranges`` to ``dst`` (atomically).
+
+    ``keep_float`` names convolutions left in float (mixed precision); ``only``, when given, quantizes just those.
+
+    Raises:
+        ExportError: the quantizer failed.
+    """
+    quant = require("onnxruntime.quantization", extra="onnx")
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+    from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.part")
     try:
-        quant.quantize_static(
-            str(src), str(tmp), ort_reader(calib, graph_feed(src)),
-            quant_format=quant.QuantFormat.QDQ,
-            activation_type=quant.QuantType.QInt8,
-            weight_type=quant.QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=list(QUANT_OPS),
-            calibrate_method=getattr(quant.CalibrationMethod, _METHODS[method]),
-            extra_options={
-                "ActivationSymmetric": True,
-                "WeightSymmetric": True,
-                "QuantizeBias": False,
-                "DedicatedQDQPair": False,
-                "CalibMovingAverage": False,
-                "CalibPercentile": 99.999,
-            },
+        with tempfile.TemporaryDirectory(prefix="lle-qdq-") as work:
+            staged = Path(work) / src.name  # shape inference writes a sibling file: keep it out of the export dir
+            shutil.copyfile(src, staged)
+            model = load_model_with_shape_infer(staged)
+        quantizer = QDQQuantizer(
+            model, True, False, quant.QuantType.QInt8, quant.QuantType.QInt8, ranges,
+            list(only) if only is not None else None, list(keep_float), list(QUANT_OPS),
+            {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False, "DedicatedQDQPair": False},
         )  # fmt: skip
+        quantizer.quantize_model()
+        quantizer.model.save_model_to_file(str(tmp), False)
         tmp.replace(dst)
     except Exception as err:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"Q/DQ quantization of {src.name} failed: {str(err).splitlines()[0]}") from err
-    finally:
-        for p in dst.parent.glob("augmented_model*.onnx"):
-            p.unlink(missing_ok=True)
     return dst
 
 
-def check_qdq(model: Any) -> dict[str, int]:
+def quantize_qdq(src: Path, dst: Path, calib: CalibrationSet, *, method: str = "minmax",
+                 keep_float: Sequence[str] = ()) -> Path:
+    """Calibrate ``src`` on ``calib`` and write its Q/DQ graph to ``dst`` (conventions: the module docstring)."""
+    return write_qdq(src, dst, calibrate_ranges(src, calib, method=method), keep_float=keep_float)
+
+
+def conv_names(model: Any) -> list[str]:
+    """Names of the quantizable convolutions of an ``onnx.ModelProto``, in graph order."""
+    return [n.name for n in model.graph.node if n.op_type in QUANT_OPS]
+
+
+def check_qdq(model: Any, keep_float: Sequence[str] = ()) -> dict[str, int]:
     """Check the TensorRT Q/DQ conventions on an ``onnx.ModelProto``; returns counts of what was checked.
 
-    Every Conv/ConvTranspose reads its data and weight through DequantizeLinear, weights are INT8 initialisers
-    (per-channel scales), and every zero point is 0.
+    Every Conv/ConvTranspose except those named in ``keep_float`` (mixed precision) reads its data and weight
+    through DequantizeLinear, weights are INT8 initialisers (per-channel scales), and every zero point is 0.
 
     Raises:
         ExportError: naming the first node that breaks a convention.
@@ -83,7 +124,8 @@ def check_qdq(model: Any) -> dict[str, int]:
     init = {t.name: t for t in g.initializer}
     const = {n.output[0]: n.attribute[0].t for n in g.node if n.op_type == "Constant"}
     producer = {o: n for n in g.node for o in n.output}
-    counts = {"convs": 0, "qdq_pairs": 0, "per_channel_weights": 0}
+    counts = {"convs": 0, "float_convs": 0, "qdq_pairs": 0, "per_channel_weights": 0}
+    floats = set(keep_float)
     for n in g.node:
         if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2:
             zp = init.get(n.input[2]) or const.get(n.input[2])
@@ -92,6 +134,9 @@ def check_qdq(model: Any) -> dict[str, int]:
         if n.op_type == "QuantizeLinear":
             counts["qdq_pairs"] += 1
         if n.op_type not in QUANT_OPS:
+            continue
+        if n.name in floats:
+            counts["float_convs"] += 1
             continue
         counts["convs"] += 1
         for slot, what in ((0, "data"), (1, "weight")):
@@ -106,12 +151,14 @@ def check_qdq(model: Any) -> dict[str, int]:
                 if scale is not None and len(scale.dims) == 1 and scale.dims[0] > 1:
                     counts["per_channel_weights"] += 1
     if counts["convs"] == 0:
-        raise ExportError("the Q/DQ graph has no convolutions")
+        raise ExportError("the Q/DQ graph has no quantized convolutions")
     return counts
 
 
 def to_qdq(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | None) -> Path:
     """Step: FP32 ``model.onnx`` -> ``model.int8.qdq.onnx``, structure-checked, PSNR-checked on held-out images.
+
+    The convolutions the mixed-precision plan names (:mod:`lle.export.mixed_precision`) stay in float.
 
     Raises:
         ExportError: no calibration set, or the graph breaks a Q/DQ convention.
@@ -119,19 +166,23 @@ def to_qdq(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | 
     """
     onnx = require("onnx", extra="onnx")
     from lle.export.manifest import check_parity, compare, read_manifest, write_manifest
+    from lle.export.mixed_precision import mixed_plan
     from lle.export.onnx_export import load_reference, onnx_io, run_onnx
 
     if calib is None:
         raise ExportError("INT8 export needs calibration images", hint="pass --calib DIR (e.g. calibration_data/)")
     src = Path(src)
-    path = quantize_qdq(src, Path(out_dir) / "model.int8.qdq.onnx", calib, method=cfg.calibration.method)
-    counts = check_qdq(onnx.load(str(path)))
+    ranges = calibrate_ranges(src, calib, method=cfg.calibration.method)
+    plan = mixed_plan(src, Path(out_dir), cfg, calib, ranges=ranges)
+    path = write_qdq(src, Path(out_dir) / "model.int8.qdq.onnx", ranges, keep_float=plan.float_layers)
+    counts = check_qdq(onnx.load(str(path)), plan.float_layers)
     ref = load_reference(src)
     xs, ys = (ref["hold_x"], ref["hold_y"]) if ref["hold_x"] else (ref["rand_x"], ref["rand_y"])
     parity = compare(run_onnx(path, xs), ys, kind="psnr", threshold=cfg.min_psnr)
     src_m = read_manifest(src)
     write_manifest(path, format="onnx", precision="int8", preset=src_m.get("preset"), io=onnx_io(path),
-                   parity=parity, qdq=counts, parity_on="held-out calibration images" if ref["hold_x"] else "random",
+                   parity=parity, qdq=counts, mixed_precision=plan.summary(),
+                   parity_on="held-out calibration images" if ref["hold_x"] else "random",
                    calibration={"n": len(calib), "hw": list(calib.hw), "method": cfg.calibration.method,
                                 "symmetric_activations": True, "per_channel_weights": True, "ops": list(QUANT_OPS)},
                    source={"onnx": src.name, "sha256": src_m.get("sha256", {}).get(src.name)})

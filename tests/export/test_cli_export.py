@@ -83,3 +83,24 @@ def test_calib_build_from_images(tmp_path) -> None:
     assert len(files) == 4
     res = CliRunner().invoke(_app(), ["calib", "build", str(tmp_path / "none"), "--out", str(tmp_path / "x")])
     assert res.exit_code == 1 and "source folder not found" in res.output
+
+
+def test_int8_export_records_the_mixed_precision_plan_and_no_mixed_turns_it_off(tiny_weights, tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    calib = Path(__file__).resolve().parents[2] / "calibration_data" / "images"
+    base = ["export", "--weights", str(tiny_weights["quality"]), "--format", "onnx-int8", "--calib", str(calib),
+            "--calib-n", "8", "--calib-hw", "64x96", "--min-psnr", "60"]
+    res = CliRunner().invoke(_app(), [*base, "--out", str(tmp_path / "mixed")])
+    man = json.loads((tmp_path / "mixed" / "model.int8.qdq.onnx.json").read_text())
+    assert res.exit_code == 0, res.output
+    plan = man["mixed_precision"]
+    assert plan["float_layers"] and plan["mixed_probe_psnr"] > plan["int8_probe_psnr"]
+    assert man["qdq"]["float_convs"] == len(plan["float_layers"])
+    assert (tmp_path / "mixed" / "model.int8.plan.json").is_file()
+    # All-INT8 misses 60 dB on the tiny quality model (~46 dB): the parity check fails with a one-line error.
+    res = CliRunner().invoke(_app(), [*base, "--no-mixed", "--out", str(tmp_path / "plain")])
+    assert res.exit_code == 1 and "does not match the reference" in res.output
+    man = json.loads((tmp_path / "plain" / "model.int8.qdq.onnx.json").read_text())
+    assert man["mixed_precision"]["float_layers"] == [] and man["qdq"]["float_convs"] == 0

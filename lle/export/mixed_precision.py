@@ -1,0 +1,144 @@
+"""Mixed-precision INT8: which convolutions stay in float so that the INT8 graph still matches FP32.
+
+Two places in these models do not survive an 8-bit grid. A low-light frame lives in the bottom few percent of
+[0, 1], so the first convolution, quantized on a range calibrated over whole images, sees a dark frame through a
+handful of levels; and the head's output feeds an exponential gain (or a tone curve), which multiplies its rounding
+error. Where exactly the loss comes from differs per weight set, so it is measured, not assumed:
+
+1. Quantize every convolution. If the probe PSNR against FP32 reaches ``min_psnr + margin_db``, keep that.
+2. Otherwise measure each convolution alone (only it quantized) and rank them by the PSNR lost.
+3. Keep the most sensitive ones in float, one more at a time, until the probe PSNR reaches the target or
+   ``max_float`` of the convolutions are float; the best set seen wins.
+
+Probe images are the first ``calibration.probe`` calibration images, never the held-out images the export's parity
+check runs on. The plan is cached beside the ONNX (``model.int8.plan.json``, keyed by the ONNX sha256 and every
+setting it depends on) so the ONNX Q/DQ and OpenVINO INT8 exports of one model share it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lle._atomic import atomic_write_bytes
+from lle._lazy import require
+
+if TYPE_CHECKING:
+    from lle.export.calibration import CalibrationSet
+    from lle.export.config import ExportConfig
+
+__all__ = ["MixedPlan", "PLAN_NAME", "mixed_plan", "search_plan"]
+
+log = logging.getLogger(__name__)
+
+PLAN_NAME = "model.int8.plan.json"
+
+
+@dataclass(frozen=True, slots=True)
+class MixedPlan:
+    """The outcome of the search: which convolutions stay float and the probe PSNRs behind that choice."""
+
+    float_layers: tuple[str, ...]
+    """ONNX node names of the convolutions kept in float, most sensitive first."""
+    n_convs: int
+    int8_psnr: float
+    """Probe PSNR (dB) vs FP32 with every convolution in INT8."""
+    mixed_psnr: float
+    """Probe PSNR (dB) vs FP32 with ``float_layers`` kept in float."""
+    target_db: float
+    sensitivity: dict[str, float] = field(default_factory=dict)
+    """Probe PSNR (dB) with only that convolution in INT8 (empty when the all-INT8 graph met the target)."""
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest record: float layers and probe PSNRs (the full sensitivity table is in the plan file)."""
+        return {"float_layers": list(self.float_layers), "n_convs": self.n_convs, "int8_probe_psnr": self.int8_psnr,
+                "mixed_probe_psnr": self.mixed_psnr, "target_db": self.target_db, "plan": PLAN_NAME}
+
+
+def _key(src: Path, cfg: ExportConfig, calib: CalibrationSet) -> dict[str, Any]:
+    from lle.export.manifest import sha256_file
+
+    c = cfg.calibration
+    return {"onnx_sha256": sha256_file(src), "calibration": [p.name for p in calib.paths], "hw": list(calib.hw),
+            "method": c.method, "probe": c.probe, "mixed": c.mixed, "max_float": c.max_float,
+            "target_db": cfg.min_psnr + c.margin_db}
+
+
+def mixed_plan(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet, *, ranges: Any = None
+               ) -> MixedPlan:
+    """The plan for ``src`` from ``out_dir/model.int8.plan.json`` when it matches, else searched and saved there.
+
+    ``ranges`` are the activation ranges from :func:`lle.export.ort_quant.calibrate_ranges` when the caller has
+    them; otherwise a miss calibrates first.
+    """
+    src = Path(src)
+    cache = Path(out_dir) / PLAN_NAME
+    key = _key(src, cfg, calib)
+    if cache.is_file():
+        try:
+            saved = json.loads(cache.read_text())
+            if saved.get("key") == key:
+                plan = saved["plan"]
+                return MixedPlan(**{**plan, "float_layers": tuple(plan["float_layers"])})
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring unreadable mixed-precision plan %s", cache)
+    if ranges is None:
+        from lle.export.ort_quant import calibrate_ranges
+
+        ranges = calibrate_ranges(src, calib, method=cfg.calibration.method)
+    plan = search_plan(src, cfg, calib, ranges)
+    body = {"key": key, "plan": asdict(plan)}
+    atomic_write_bytes(cache, (json.dumps(body, indent=2, default=float) + "\n").encode())
+    return plan
+
+
+def search_plan(src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any) -> MixedPlan:
+    """Run the search in the module docstring on the probe images; ``ranges`` come from the calibration."""
+    onnx = require("onnx", extra="onnx")
+    from lle.export.manifest import psnr
+    from lle.export.onnx_export import run_onnx
+    from lle.export.ort_quant import conv_names, write_qdq
+
+    src = Path(src)
+    c = cfg.calibration
+    target = cfg.min_psnr + c.margin_db
+    convs = conv_names(onnx.load(str(src), load_external_data=False))
+    probe = [calib.load(p) for p in calib.paths[: max(1, c.probe)]]
+    want = np.concatenate([y.ravel() for y in run_onnx(src, probe)])
+
+    with tempfile.TemporaryDirectory(prefix="lle-mixed-") as tmp:
+        trial = Path(tmp) / "trial.onnx"
+
+        def score(**which: Any) -> float:
+            write_qdq(src, trial, ranges, **which)
+            return psnr(np.concatenate([y.ravel() for y in run_onnx(trial, probe)]), want)
+
+        int8 = score()
+        log.info("mixed precision: all %d convolutions INT8: %.2f dB on %d probe images (target %.1f dB)",
+                 len(convs), int8, len(probe), target)
+        if not c.mixed or int8 >= target:
+            return MixedPlan((), len(convs), int8, int8, target)
+        alone = {}
+        for i, name in enumerate(convs, 1):
+            alone[name] = score(only=[name])
+            log.info("mixed precision: sensitivity %d/%d %s: %.2f dB", i, len(convs), name, alone[name])
+        order = sorted(convs, key=lambda n: alone[n])
+        best, best_k = int8, 0
+        for k in range(1, math.floor(c.max_float * len(convs)) + 1):
+            got = score(keep_float=order[:k])
+            log.info("mixed precision: %d float (%s): %.2f dB", k, order[k - 1], got)
+            if got > best:
+                best, best_k = got, k
+            if got >= target:
+                break
+    if best < target:
+        log.warning("mixed precision: best probe PSNR %.2f dB with %d of %d convolutions float, target %.1f dB",
+                    best, best_k, len(convs), target)
+    return MixedPlan(tuple(order[:best_k]), len(convs), int8, best, target, alone)
