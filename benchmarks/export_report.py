@@ -47,6 +47,7 @@ class Row:
     parity: str
     psnr_gt: float
     seconds: float
+    float_convs: str = "-"
 
 
 def _runnable() -> list[str]:
@@ -138,7 +139,9 @@ def report_one(weights: Path, targets: list[str], work: Path, calib_dir: Path, c
             f"{p['psnr_db']:.1f} dB vs torch" if p.get("kind") == "psnr" else f"max abs {p['max_abs']:.1e}"
         )
         gt = _gt_psnr(_runner(src, tcfg)([x for x, _ in data]), data)
-        rows.append(Row(target, src.name, int(man.get("size_bytes", 0)), parity, gt, total))
+        mixed = man.get("mixed_precision")
+        floats = f"{len(mixed['float_layers'])}/{mixed['n_convs']}" if mixed else "-"
+        rows.append(Row(target, src.name, int(man.get("size_bytes", 0)), parity, gt, total, floats))
     return card.preset, fp32_gt, rows
 
 
@@ -172,15 +175,19 @@ def write_report(path: Path, results: list[tuple[str, float, list[Row]]], args: 
         "- parity: FP32/FP16 = max abs diff vs torch on seeded random inputs; INT8 = PSNR vs torch FP32 output on "
         "held-out calibration images. PSNR vs GT = mean PSNR of the artifact's output against the reference images; "
         "drop = FP32 torch PSNR vs GT minus the artifact's (target for INT8: <= 0.3 dB).",
+        "- float convs: INT8 mixed precision, convolutions kept in float of all convolutions (the search is in "
+        "`lle/export/mixed_precision.py`; its plan is shared by the two INT8 targets).",
         "- export time includes the shared ONNX export step (run once per model, counted in every row).",
         "",
     ]
     for preset, fp32_gt, rows in results:
         lines += [f"## {preset}", "", f"FP32 torch vs GT: **{fp32_gt:.2f} dB**", "",
-                  "| target | artifact | size | parity | PSNR vs GT (dB) | drop vs FP32 (dB) | export time (s) |",
-                  "|---|---|---:|---|---:|---:|---:|"]
+                  "| target | artifact | size | parity | float convs | PSNR vs GT (dB) | drop vs FP32 (dB) "
+                  "| export time (s) |",
+                  "|---|---|---:|---|---:|---:|---:|---:|"]
         for r in rows:
-            lines.append(f"| {r.target} | {r.artifact} | {r.size / 2**20:.2f} MiB | {r.parity} | {r.psnr_gt:.2f} | "
+            lines.append(f"| {r.target} | {r.artifact} | {r.size / 2**20:.2f} MiB | {r.parity} | {r.float_convs} | "
+                         f"{r.psnr_gt:.2f} | "
                          f"{fp32_gt - r.psnr_gt:+.2f} | {r.seconds:.1f} |")
         lines.append("")
     missing = sorted(set(CPU_TARGETS + GPU_TARGETS) - {r.target for _, _, rows in results for r in rows})
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-pairs", type=int, default=8)
     ap.add_argument("--calib", type=Path, default=ROOT / "calibration_data" / "images")
     ap.add_argument("--calib-n", type=int, default=64)
-    ap.add_argument("--calib-hw", default="512x512", help="calibration (deployment) resolution HxW")
+    ap.add_argument("--calib-hw", default="720x1280", help="calibration (deployment) resolution HxW")
     ap.add_argument("--targets", nargs="*", default=None, help=f"default: all runnable of {CPU_TARGETS + GPU_TARGETS}")
     ap.add_argument("--work", type=Path, default=None, help="artifact folder (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export.md")

@@ -57,7 +57,7 @@ class CalibrationConfig:
     """Calibration resolution; default: ``input.opt_hw`` (the deployment resolution)."""
     mixed: bool = True
     """Keep the convolutions INT8 hurts most in float until the probe PSNR reaches ``min_psnr + margin_db``."""
-    probe: int = 4
+    probe: int = 8
     """Calibration images the mixed-precision search measures on (the held-out check images never are)."""
     margin_db: float = 3.0
     """Head-room over ``min_psnr`` the search aims for on the probe images."""

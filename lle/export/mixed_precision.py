@@ -5,12 +5,14 @@ Two places in these models do not survive an 8-bit grid. A low-light frame lives
 handful of levels; and the head's output feeds an exponential gain (or a tone curve), which multiplies its rounding
 error. Where exactly the loss comes from differs per weight set, so it is measured, not assumed:
 
-1. Quantize every convolution. If the probe PSNR against FP32 reaches ``min_psnr + margin_db``, keep that.
+1. Quantize every convolution. If the probe images reach the target against FP32 (pooled PSNR at least
+   ``min_psnr + margin_db`` and no single image below ``min_psnr``), keep that.
 2. Otherwise measure each convolution alone (only it quantized) and rank them by the PSNR lost.
-3. Keep the most sensitive ones in float, one more at a time, until the probe PSNR reaches the target or
-   ``max_float`` of the convolutions are float; the best set seen wins.
+3. Keep the most sensitive ones in float, one more at a time, until the target is met or ``max_float`` of the
+   convolutions are float; the best set seen wins.
 
-Probe images are the first ``calibration.probe`` calibration images, never the held-out images the export's parity
+Probe images are ``calibration.probe`` calibration images spread from the darkest to the brightest (the error of an
+exposure-correcting model depends most on how dark the frame is), never the held-out images the export's parity
 check runs on. The plan is cached beside the ONNX (``model.int8.plan.json``, keyed by the ONNX sha256 and every
 setting it depends on) so the ONNX Q/DQ and OpenVINO INT8 exports of one model share it.
 """
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from lle.export.calibration import CalibrationSet
     from lle.export.config import ExportConfig
 
-__all__ = ["MixedPlan", "PLAN_NAME", "mixed_plan", "search_plan"]
+__all__ = ["MixedPlan", "PLAN_NAME", "mixed_plan", "probe_images", "search_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class MixedPlan:
     """Probe PSNR (dB) vs FP32 with every convolution in INT8."""
     mixed_psnr: float
     """Probe PSNR (dB) vs FP32 with ``float_layers`` kept in float."""
+    mixed_worst_psnr: float
+    """The lowest single-image probe PSNR (dB) with ``float_layers`` kept in float."""
     target_db: float
     sensitivity: dict[str, float] = field(default_factory=dict)
     """Probe PSNR (dB) with only that convolution in INT8 (empty when the all-INT8 graph met the target)."""
@@ -59,7 +63,8 @@ class MixedPlan:
     def summary(self) -> dict[str, Any]:
         """The manifest record: float layers and probe PSNRs (the full sensitivity table is in the plan file)."""
         return {"float_layers": list(self.float_layers), "n_convs": self.n_convs, "int8_probe_psnr": self.int8_psnr,
-                "mixed_probe_psnr": self.mixed_psnr, "target_db": self.target_db, "plan": PLAN_NAME}
+                "mixed_probe_psnr": self.mixed_psnr, "mixed_worst_probe_psnr": self.mixed_worst_psnr,
+                "target_db": self.target_db, "plan": PLAN_NAME}
 
 
 def _key(src: Path, cfg: ExportConfig, calib: CalibrationSet) -> dict[str, Any]:
@@ -110,35 +115,49 @@ def search_plan(src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any
     c = cfg.calibration
     target = cfg.min_psnr + c.margin_db
     convs = conv_names(onnx.load(str(src), load_external_data=False))
-    probe = [calib.load(p) for p in calib.paths[: max(1, c.probe)]]
-    want = np.concatenate([y.ravel() for y in run_onnx(src, probe)])
+    probe = probe_images(calib, c.probe)
+    want = run_onnx(src, probe)
+
+    def slack(pooled: float, worst: float) -> float:
+        """dB by which a trial clears the target (negative: misses it)."""
+        return min(pooled - target, worst - cfg.min_psnr)
 
     with tempfile.TemporaryDirectory(prefix="lle-mixed-") as tmp:
         trial = Path(tmp) / "trial.onnx"
 
-        def score(**which: Any) -> float:
+        def score(**which: Any) -> tuple[float, float]:
             write_qdq(src, trial, ranges, **which)
-            return psnr(np.concatenate([y.ravel() for y in run_onnx(trial, probe)]), want)
+            got = run_onnx(trial, probe)
+            pooled = psnr(np.concatenate([y.ravel() for y in got]), np.concatenate([y.ravel() for y in want]))
+            return pooled, min(psnr(g, w) for g, w in zip(got, want, strict=True))
 
         int8 = score()
-        log.info("mixed precision: all %d convolutions INT8: %.2f dB on %d probe images (target %.1f dB)",
-                 len(convs), int8, len(probe), target)
-        if not c.mixed or int8 >= target:
-            return MixedPlan((), len(convs), int8, int8, target)
+        log.info("mixed precision: all %d convolutions INT8: %.2f dB (worst image %.2f) on %d probe images, "
+                 "target %.1f dB", len(convs), *int8, len(probe), target)
+        if not c.mixed or slack(*int8) >= 0:
+            return MixedPlan((), len(convs), int8[0], int8[0], int8[1], target)
         alone = {}
         for i, name in enumerate(convs, 1):
-            alone[name] = score(only=[name])
+            alone[name] = score(only=[name])[0]
             log.info("mixed precision: sensitivity %d/%d %s: %.2f dB", i, len(convs), name, alone[name])
         order = sorted(convs, key=lambda n: alone[n])
         best, best_k = int8, 0
         for k in range(1, math.floor(c.max_float * len(convs)) + 1):
             got = score(keep_float=order[:k])
-            log.info("mixed precision: %d float (%s): %.2f dB", k, order[k - 1], got)
-            if got > best:
+            log.info("mixed precision: %d float (%s): %.2f dB (worst image %.2f)", k, order[k - 1], *got)
+            if slack(*got) > slack(*best):
                 best, best_k = got, k
-            if got >= target:
+            if slack(*got) >= 0:
                 break
-    if best < target:
-        log.warning("mixed precision: best probe PSNR %.2f dB with %d of %d convolutions float, target %.1f dB",
-                    best, best_k, len(convs), target)
-    return MixedPlan(tuple(order[:best_k]), len(convs), int8, best, target, alone)
+    if slack(*best) < 0:
+        log.warning("mixed precision: best probe PSNR %.2f dB (worst image %.2f) with %d of %d convolutions float, "
+                    "target %.1f dB", *best, best_k, len(convs), target)
+    return MixedPlan(tuple(order[:best_k]), len(convs), int8[0], best[0], best[1], target, alone)
+
+
+def probe_images(calib: CalibrationSet, n: int) -> list[np.ndarray]:
+    """``n`` calibration images evenly spaced in mean brightness, darkest to brightest (all of them if fewer)."""
+    means = [float(calib.load(p).mean()) for p in calib.paths]
+    order = np.argsort(means, kind="stable")
+    picks = np.unique(np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int))
+    return [calib.load(calib.paths[int(order[i])]) for i in picks]

@@ -139,3 +139,15 @@ def test_config_rejects_a_bad_float_fraction() -> None:
 
     with pytest.raises(ConfigError, match="max_float"):
         ExportConfig(calibration=CalibrationConfig(max_float=1.5))
+
+
+def test_probe_images_span_darkest_to_brightest(calib_factory) -> None:
+    from lle.export.mixed_precision import probe_images
+
+    calib = calib_factory(4)
+    means = sorted(float(calib.load(p).mean()) for p in calib.paths)
+    probe = probe_images(calib, 5)
+    got = [float(x.mean()) for x in probe]
+    assert len(probe) == 5 and got == sorted(got)
+    assert got[0] == pytest.approx(means[0]) and got[-1] == pytest.approx(means[-1])
+    assert len(probe_images(calib, 100)) == len(calib)
