@@ -161,9 +161,9 @@ def _git_sha() -> str:
 
 def write_report(path: Path, results: list[tuple[str, float, list[Row]]], args: argparse.Namespace,
                  pairs: list[tuple[Path, Path]], cfg: ExportConfig) -> None:
+    """Write the report; with ``args.keep_others`` the sections of presets not run now are kept from ``path``."""
     v = tool_versions()
-    lines = [
-        "# Export report", "",
+    run = [
         f"- date (UTC): {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}, git {_git_sha()}",
         f"- machine: {_machine()}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items()),
@@ -171,7 +171,10 @@ def write_report(path: Path, results: list[tuple[str, float, list[Row]]], args: 
         f"- validation pairs: {len(pairs)} from `{args.pairs[0]}` / `{args.pairs[1]}`: "
         + ", ".join(p[0].name for p in pairs),
         f"- calibration: {cfg.calibration.n} images from `{args.calib}` at {cfg.calib_hw[0]}x{cfg.calib_hw[1]} "
-        f"(method {cfg.calibration.method}), {cfg.calibration.holdout} held out for the INT8 check",
+        f"(Q/DQ ranges: {cfg.calibration.method}), {cfg.calibration.holdout} held out for the INT8 check",
+    ]
+    lines = [
+        "# Export report", "",
         "- parity: FP32/FP16 = max abs diff vs torch on seeded random inputs; INT8 = PSNR vs torch FP32 output on "
         "held-out calibration images. PSNR vs GT = mean PSNR of the artifact's output against the reference images; "
         "drop = FP32 torch PSNR vs GT minus the artifact's (target for INT8: <= 0.3 dB).",
@@ -180,21 +183,35 @@ def write_report(path: Path, results: list[tuple[str, float, list[Row]]], args: 
         "- export time includes the shared ONNX export step (run once per model, counted in every row).",
         "",
     ]
+    sections = _sections(path.read_text()) if args.keep_others and path.is_file() else {}
     for preset, fp32_gt, rows in results:
-        lines += [f"## {preset}", "", f"FP32 torch vs GT: **{fp32_gt:.2f} dB**", "",
-                  "| target | artifact | size | parity | float convs | PSNR vs GT (dB) | drop vs FP32 (dB) "
-                  "| export time (s) |",
-                  "|---|---|---:|---|---:|---:|---:|---:|"]
+        body = [*run, "", f"FP32 torch vs GT: **{fp32_gt:.2f} dB**", "",
+                "| target | artifact | size | parity | float convs | PSNR vs GT (dB) | drop vs FP32 (dB) "
+                "| export time (s) |",
+                "|---|---|---:|---|---:|---:|---:|---:|"]
         for r in rows:
-            lines.append(f"| {r.target} | {r.artifact} | {r.size / 2**20:.2f} MiB | {r.parity} | {r.float_convs} | "
-                         f"{r.psnr_gt:.2f} | "
-                         f"{fp32_gt - r.psnr_gt:+.2f} | {r.seconds:.1f} |")
-        lines.append("")
-    missing = sorted(set(CPU_TARGETS + GPU_TARGETS) - {r.target for _, _, rows in results for r in rows})
-    if missing:
-        lines += [f"Not run on this machine: {', '.join(missing)} (runtime not installed or no GPU).", ""]
+            body.append(f"| {r.target} | {r.artifact} | {r.size / 2**20:.2f} MiB | {r.parity} | {r.float_convs} | "
+                        f"{r.psnr_gt:.2f} | {fp32_gt - r.psnr_gt:+.2f} | {r.seconds:.1f} |")
+        missing = sorted(set(CPU_TARGETS + GPU_TARGETS) - {r.target for r in rows})
+        if missing:
+            body += ["", f"Not run: {', '.join(missing)} (not asked for, runtime not installed or no GPU)."]
+        sections[preset] = [*body, ""]
+    for preset in sorted(sections):
+        lines += [f"## {preset}", "", *sections[preset]]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """``## <preset>`` sections of an earlier report: {preset: its lines after the heading and a blank line}."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = out.setdefault(line[3:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return {k: v[1:] if v and not v[0] else v for k, v in out.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--targets", nargs="*", default=None, help=f"default: all runnable of {CPU_TARGETS + GPU_TARGETS}")
     ap.add_argument("--work", type=Path, default=None, help="artifact folder (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "export.md")
+    ap.add_argument("--keep-others", action="store_true",
+                    help="keep the sections of presets not given in --weights from the existing --out file")
     args = ap.parse_args(argv)
     weights = args.weights or sorted((ROOT / "lle" / "weights").glob("*.safetensors"))
     if not weights:
