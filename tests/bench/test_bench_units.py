@@ -153,3 +153,14 @@ def test_machine_slug() -> None:
     assert machine_slug("Intel(R) Core(TM) i7-1185G7 @ 3.00GHz", 8, []) == "intel-core-i7-1185g7-8c"
     gpu = ["GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-x)"]
     assert machine_slug("AMD EPYC", 2, gpu) == "amd-epyc-2c-nvidia-h100-80gb-hbm3"
+
+
+def test_on_the_fly_int8_export_relaxes_the_gate_but_keeps_the_mixed_precision_target() -> None:
+    from lle.bench.artifacts import ExportSettings, bench_export_config
+    from lle.export.config import ExportConfig
+
+    default = ExportConfig()
+    cfg = bench_export_config("onnx-int8", "onnx-int8", "int8", ExportSettings(calib=None, calib_n=8))
+    assert cfg.min_psnr == 0.0 and cfg.calibration.mixed and cfg.calibration.n == 8
+    # The search aims at min_psnr + margin_db: the same dB a default export aims for.
+    assert cfg.min_psnr + cfg.calibration.margin_db == default.min_psnr + default.calibration.margin_db
