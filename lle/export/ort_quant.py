@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lle.export.calibration import CalibrationSet
     from lle.export.config import ExportConfig
 
-__all__ = ["QUANT_OPS", "calibrate_ranges", "check_qdq", "conv_names", "quantize_qdq", "to_qdq", "write_qdq"]
+__all__ = ["QUANT_OPS", "calibrate_ranges", "check_qdq", "conv_names", "to_qdq", "write_qdq"]
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,6 @@ def write_qdq(src: Path, dst: Path, ranges: Any, *, keep_float: Sequence[str] = 
         tmp.unlink(missing_ok=True)
         raise ExportError(f"Q/DQ quantization of {src.name} failed: {str(err).splitlines()[0]}") from err
     return dst
-
-
-def quantize_qdq(src: Path, dst: Path, calib: CalibrationSet, *, method: str = "minmax",
-                 keep_float: Sequence[str] = ()) -> Path:
-    """Calibrate ``src`` on ``calib`` and write its Q/DQ graph to ``dst`` (conventions: the module docstring)."""
-    return write_qdq(src, dst, calibrate_ranges(src, calib, method=method), keep_float=keep_float)
 
 
 def conv_names(model: Any) -> list[str]:
