@@ -28,6 +28,8 @@ class DataConfig:
     clean: list[str] = field(default_factory=list)
     """Folders of well-exposed photos (searched recursively); synthetic low light is made from them on the fly."""
     val_fraction: float = 0.15
+    """Share held out for validation. Pairs split by name (or group); clean photos by their path as configured, so
+    keep spelling ``data.clean`` the same way (the shipped recipes use ``../shared/data/clean``) to keep the split."""
     group_column: str | None = "scene_group"
     """Column of the pair root's manifest.csv that groups near-duplicates; splits never cut a group."""
     real_repeat: int = 2

@@ -89,7 +89,8 @@ def build_data(cfg: DataConfig, seed: int, progress: Callable[[str], None] | Non
             ref = _center(load_images([Path(p)], max_side=cfg.val_side)[0], cfg.val_side)
             low = degrade(ref, sample_params(cfg.synth, rng), rng, quantize=cfg.synth.quantize)
             synth_val.append(Pair(Path(p).name, low, ref))
-        out.val["synthetic"] = synth_val
+        if synth_val:  # a handful of clean photos can all hash into the training side
+            out.val["synthetic"] = synth_val
     if not out.real and not out.clean:
         raise DataError("no training data: set data.pairs and/or data.clean", hint="see training/configs/*.yaml")
     return out

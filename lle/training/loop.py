@@ -79,6 +79,8 @@ def evaluate_pairs(model: nn.Module, pairs: list[Pair], device: torch.device) ->
         y = y[..., : hw[0], : hw[1]].cpu()
         ref = torch.from_numpy(p.ref.transpose(2, 0, 1)[None].copy())
         rows.append((float(psnr(y, ref)), float(psnr_gt_mean(y, ref)), float(ssim(y, ref))))
+    if not rows:
+        raise ValueError("evaluate_pairs needs at least one pair")
     a = np.array(rows, dtype=np.float64)
     return {"psnr": float(a[:, 0].mean()), "psnr_gt_mean": float(a[:, 1].mean()), "ssim": float(a[:, 2].mean())}
 
@@ -184,7 +186,7 @@ def train(
     sampler: Any = DistributedSampler(dataset, seed=cfg.seed) if ddp else None
     say(
         f"training on {len(data.real)} real pairs + {len(data.clean)} clean photos; val sets: "
-        + ", ".join(f"{k} ({len(v)})" for k, v in data.val.items())
+        + (", ".join(f"{k} ({len(v)})" for k, v in data.val.items()) or "none (best.safetensors is the latest step)")
     )
 
     model = create_model(cfg.model.preset, **cfg.model.arch).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -237,8 +239,8 @@ def train(
             w = csv.writer(f)
             for k, v in val.items():
                 w.writerow([step, k, f"{v['psnr']:.3f}", f"{v['psnr_gt_mean']:.3f}", f"{v['ssim']:.4f}"])
-        if score > best:
-            best = score
+        if score > best or not val:  # without validation data, "best" is simply the latest
+            best = max(best, score)
             save_model(ema, best_path, _card(cfg, ema, step, val, minutes))
         save_model(ema, out / "last.safetensors", _card(cfg, ema, step, val, minutes))
         say(

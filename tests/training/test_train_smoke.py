@@ -61,6 +61,25 @@ def test_two_steps_then_resume(tiny_data, tmp_path, preset: str, arch: str) -> N
     assert {r[0] for r in rows} == {"2", "4"}
 
 
+def test_no_validation_split_still_trains_and_saves_best(tiny_data, tmp_path) -> None:
+    _, clean = tiny_data  # val_fraction 0: every clean photo lands on the training side, no validation set at all
+    ov = [
+        "model.arch={width: 4}",
+        f"data.clean=[{clean}]",
+        "data.crop=32",
+        "data.val_fraction=0",
+        "batch=2",
+        "steps=2",
+        "val_every=1",
+        "threads=1",
+        f"out_dir={tmp_path / 'run'}",
+        "optim.warmup_steps=1",
+    ]
+    res = train(load_config(TrainConfig, None, ov))
+    assert res.step == 2 and res.best.is_file() and res.val == {}
+    assert load_card(res.best).metrics["validation"] == {}
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path) -> None:
     from lle.errors import ConfigError
 
