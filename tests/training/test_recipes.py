@@ -20,6 +20,8 @@ def test_recipe_parses_and_matches_the_bundled_architecture(preset: str) -> None
     assert cfg.model.preset == card.preset == preset
     assert {k: v for k, v in cfg.model.arch.items()} == card.arch
     assert cfg.data.real_repeat >= 1 and cfg.data.pairs and cfg.data.clean
+    # the recipe is the one the shipped weights' last run used
+    assert (cfg.batch, cfg.data.crop) == (card.training["batch"], card.training["crop"])
 
 
 def test_recipe_overrides_apply() -> None:
