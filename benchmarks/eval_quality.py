@@ -5,7 +5,7 @@
 
 Validation splits are exactly the ones training held out (training/configs/*.yaml: SICE split by scene_group,
 synthetic pairs from held-out clean photos, all 17 FiveK pairs). Also writes contact sheets, including one of
-unpaired real low-light photos (input | quality | realtime).
+unpaired real low-light photos (input | quality | realtime), and their mean luma and clipped-highlight share.
 """
 
 from __future__ import annotations
@@ -62,19 +62,20 @@ def main() -> None:
         write_image(sheets / f"{name}_sheet.jpg", contact_sheet(kept, cols, height=160))
         reports[name] = rep
         print(name, {m.name: round(m.psnr, 2) for m in rep.methods}, flush=True)
-    real = (
+    on_sheet = (
         sorted(find_images(d / "real_lowlight" / "dicm"))[:4]
         + sorted(find_images(d / "real_lowlight" / "sci_medium"))[:3]
     )
     rows = []
-    for p in real:
-        x = read_image(p)[0]
-        s = 512 / max(x.shape[:2])
-        if s < 1:
-            import cv2
-
-            x = cv2.resize(x, (round(x.shape[1] * s), round(x.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        rows.append({"input": x, "quality": methods["quality"](x), "realtime": methods["realtime"](x)})
+    unpaired: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    real_sets = sorted(q for q in (d / "real_lowlight").iterdir() if q.is_dir())
+    for p in (img for folder in real_sets for img in find_images(folder)):
+        x = _at_most(read_image(p)[0], 512)
+        outs = {"input": x, **{m: methods[m](x) for m in ("quality", "realtime", "gamma")}}
+        for m, y in outs.items():
+            unpaired.setdefault(p.parent.name, {}).setdefault(m, []).append(_exposure_stats(y))
+        if p in on_sheet:
+            rows.append({k: outs[k] for k in ("input", "quality", "realtime")})
     write_image(sheets / "real_lowlight_sheet.jpg", contact_sheet(rows, ["input", "quality", "realtime"], height=240))
     sample = read_image(Path("lle/assets/sample_dark.jpg"))[0]
     before_after = [{"input": sample, "quality": methods["quality"](sample), "realtime": methods["realtime"](sample)}]
@@ -114,11 +115,40 @@ def main() -> None:
     lines += [
         "## Unpaired real low-light photos (DICM, SCI medium)",
         "",
+        "No reference here, so only exposure is measured (long side 512): mean luma, and the share of pixels "
+        "whose brightest channel is at least 0.98 (clipped highlights), averaged over each set's photos.",
+        "",
+        "| set (photos) | input luma / clipped | quality | realtime | gamma |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, by_method in unpaired.items():
+        cells = []
+        for m in ("input", "quality", "realtime", "gamma"):
+            luma, clipped = np.mean(by_method[m], axis=0)
+            cells.append(f"{luma:.3f} / {100 * clipped:.1f}%")
+        lines.append(f"| {name} ({len(by_method['input'])}) | " + " | ".join(cells) + " |")
+    lines += [
+        "",
         "![real low light](quality_sheets/real_lowlight_sheet.jpg)",
         "",
     ]
     (a.out / "quality.md").write_text("\n".join(lines))
     print(f"wrote {a.out / 'quality.md'}")
+
+
+def _at_most(x: np.ndarray, side: int) -> np.ndarray:
+    s = side / max(x.shape[:2])
+    if s >= 1:
+        return x
+    import cv2
+
+    return cv2.resize(x, (round(x.shape[1] * s), round(x.shape[0] * s)), interpolation=cv2.INTER_AREA)
+
+
+def _exposure_stats(y: np.ndarray) -> tuple[float, float]:
+    """Mean Rec. 709 luma and the share of pixels whose brightest channel is clipped (>= 0.98)."""
+    luma = float((y @ np.array([0.2126, 0.7152, 0.0722], np.float32)).mean())
+    return luma, float((y.max(axis=-1) >= 0.98).mean())
 
 
 def _trained(w: Path) -> str:
