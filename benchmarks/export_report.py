@@ -199,7 +199,7 @@ def write_report(path: Path, results: list[tuple[str, float, list[Row]]], args: 
     for preset in sorted(sections):
         lines += [f"## {preset}", "", *sections[preset]]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def _sections(text: str) -> dict[str, list[str]]:
