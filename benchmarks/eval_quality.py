@@ -22,6 +22,7 @@ import torch
 from lle import __version__
 from lle.backends.torch_backend import TorchBackend
 from lle.config import load_config
+from lle.data.datasets import load_images
 from lle.evaluate import BASELINES, contact_sheet, evaluate, write_report
 from lle.host import cpu_features
 from lle.io.image import find_images, from_nchw, read_image, to_nchw, write_image
@@ -70,7 +71,7 @@ def main() -> None:
     unpaired: dict[str, dict[str, list[tuple[float, float]]]] = {}
     real_sets = sorted(q for q in (d / "real_lowlight").iterdir() if q.is_dir())
     for p in (img for folder in real_sets for img in find_images(folder)):
-        x = _at_most(read_image(p)[0], 512)
+        x = load_images([p], max_side=512)[0]
         outs = {"input": x, **{m: methods[m](x) for m in ("quality", "realtime", "gamma")}}
         for m, y in outs.items():
             unpaired.setdefault(p.parent.name, {}).setdefault(m, []).append(_exposure_stats(y))
@@ -134,15 +135,6 @@ def main() -> None:
     ]
     (a.out / "quality.md").write_text("\n".join(lines))
     print(f"wrote {a.out / 'quality.md'}")
-
-
-def _at_most(x: np.ndarray, side: int) -> np.ndarray:
-    s = side / max(x.shape[:2])
-    if s >= 1:
-        return x
-    import cv2
-
-    return cv2.resize(x, (round(x.shape[1] * s), round(x.shape[0] * s)), interpolation=cv2.INTER_AREA)
 
 
 def _exposure_stats(y: np.ndarray) -> tuple[float, float]:
