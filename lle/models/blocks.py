@@ -10,13 +10,16 @@ __all__ = ["ConvBlock", "Decoder", "Encoder", "GlobalContext"]
 
 
 class ConvBlock(nn.Sequential):
-    """Two 3x3 convolutions with LeakyReLU. (N, cin, H, W) -> (N, cout, H, W)."""
+    """Two 3x3 convolutions with LeakyReLU. (N, cin, H, W) -> (N, cout, H, W).
 
-    def __init__(self, cin: int, cout: int) -> None:
+    ``padding_mode="replicate"`` keeps a flat input flat up to the border (zero padding makes the border look dark).
+    """
+
+    def __init__(self, cin: int, cout: int, padding_mode: str = "zeros") -> None:
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode),
             nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.Conv2d(cout, cout, 3, padding=1, padding_mode=padding_mode),
             nn.LeakyReLU(0.1, inplace=True),
         )
 
@@ -36,11 +39,15 @@ class GlobalContext(nn.Module):
 class Encoder(nn.Module):
     """U-Net encoder: ``depth`` stride-2 downsamplings; returns the skip features, finest first."""
 
-    def __init__(self, cin: int, widths: list[int]) -> None:
+    def __init__(self, cin: int, widths: list[int], padding_mode: str = "zeros") -> None:
         super().__init__()
-        self.stem = ConvBlock(cin, widths[0])
+        pm = padding_mode
+        self.stem = ConvBlock(cin, widths[0], pm)
         self.downs = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True), ConvBlock(b, b))
+            nn.Sequential(
+                nn.Conv2d(a, b, 3, stride=2, padding=1, padding_mode=pm), nn.LeakyReLU(0.1, inplace=True),
+                ConvBlock(b, b, pm),
+            )
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         )
         self.context = GlobalContext(widths[-1])
@@ -56,11 +63,11 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """U-Net decoder: 2x transposed-conv upsampling, concatenation with the skip, ConvBlock."""
 
-    def __init__(self, widths: list[int]) -> None:
+    def __init__(self, widths: list[int], padding_mode: str = "zeros") -> None:
         super().__init__()
         rev = widths[::-1]
         self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 2, stride=2) for a, b in zip(rev[:-1], rev[1:], strict=True))
-        self.blocks = nn.ModuleList(ConvBlock(2 * b, b) for b in rev[1:])
+        self.blocks = nn.ModuleList(ConvBlock(2 * b, b, padding_mode) for b in rev[1:])
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         x = feats[-1]

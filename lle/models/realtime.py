@@ -1,7 +1,33 @@
-"""Realtime preset: a U-Net on a small fixed-size copy predicts per-pixel tone-curve coefficients.
+"""Realtime preset: a U-Net on a small copy of the frame predicts a monotonic, noise-aware local tone curve.
 
-Full-resolution work is one 4x4 average pool (to make the small copy), one bilinear upsampling of the coefficient
-map and ``y = x * (a + b * x)``: a handful of operations per pixel, whatever the frame size.
+Design (all full-resolution work is a handful of element-wise passes; the U-Net never sees the full frame):
+
+1. **Analysis** (reads the frame once, at stride 2). ``x2 = x[..., ::2, ::2]``; 4x4 box means of ``x2`` and ``x2**2``
+   give a base image ``p`` at 1/8 resolution (16 samples per value, so sensor noise drops 4x) and the local standard
+   deviation ``s`` (noise plus texture) of each 8x8 block. ``[p, s]`` resized to ``lowres x lowres`` is the U-Net input,
+   so it sees how noisy each region is, not just how dark.
+2. **Coefficients** (``lowres x lowres``, 2 channels): a log gain ``g`` (soft-clamped to +-4.5, gain ``a = e^g``) and a
+   detail logit (detail gain ``k = sigmoid(.)`` in (0, 1)). Replicate padding in every convolution, so a flat frame
+   gives flat coefficients up to the border (no border bands).
+3. **Render** at full resolution, per pixel, with ``B`` the base ``p`` upsampled bilinearly and ``r = 1/a``::
+
+       d = B + k (x - B)                      # base/detail split: detail (and noise) scaled by k <= 1
+       V = max_c d                            # brightest channel
+       y = d / (V + r (1 - V))                # Reinhard-style curve on V, colour ratios d_c / V kept
+       out = max(y, x)                        # never darker than the input
+
+   *Monotonic*: for fixed coefficients, ``d_c`` is increasing in ``x_c`` (``k > 0``); the brightest channel maps
+   through ``f(V) = V / (r + (1 - r) V)`` with ``f'(V) = r / (r + (1 - r) V)^2 > 0``; the other channels are
+   ``d_c`` times a positive factor that does not depend on ``x_c``; and the maximum of two non-decreasing functions
+   is non-decreasing. *No blow-out*: ``f(0) = 0``, ``f(1) = 1``, ``f`` is concave for ``a > 1`` (slope ``a`` in the
+   shadows, ``1/a`` at white), and ``y_c <= f(V) <= 1``, so highlights roll off and nothing clips. *No inverted
+   highlights*: the final ``max`` keeps street lamps at least as bright as they came in, even where ``k`` is small.
+   *Noise*: in dark flat regions the U-Net (which sees ``s``) lowers ``k``, so the lift applies to the denoised base.
+
+Per-pixel cost at full resolution: a strided read for the analysis (~1/4 of the frame's floats), three bilinear
+upsamplings (``(1 - k) B``: 3 channels; ``k`` and ``r``: 1 each), then 2 ops on 3 channels for ``d``, a 3-to-1
+channel max, 4 ops on 1 channel for the curve denominator, 1 division and 1 max on 3 channels: about 10 scalar ops
+per pixel and channel, all element-wise (OpenVINO fuses the chain into a few passes).
 """
 
 from __future__ import annotations
@@ -13,42 +39,111 @@ from torch import nn
 from lle.models.blocks import Decoder, Encoder
 from lle.models.registry import register_model
 
-__all__ = ["RealtimeUNet", "TemporalRealtime"]
+__all__ = ["MAX_LOG_GAIN", "RealtimeUNet", "TemporalRealtime", "tone_curve"]
+
+MAX_LOG_GAIN = 4.5
+"""Soft limit of the log gain: the shadow slope of the curve stays within e^+-4.5 (about 90x)."""
+
+_PAD = "replicate"
+
+
+def tone_curve(x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """Apply the realtime curve at full resolution.
+
+    Args:
+        x: (N, 3, H, W) input in [0, 1].
+        base_k: (N, 3, H, W) ``(1 - k) * B``, the weighted smooth base, in [0, 1 - k].
+        k: (N, 1, H, W) detail gain in (0, 1].
+        r: (N, 1, H, W) inverse shadow gain ``1 / a``, positive.
+
+    Returns:
+        (N, 3, H, W) in [0, 1], non-decreasing in ``x`` for fixed ``base_k``, ``k`` and ``r``.
+
+    Example:
+        >>> x = torch.linspace(0, 1, 11).view(1, 1, 1, 11).expand(1, 3, 1, 11)
+        >>> y = tone_curve(x, torch.zeros_like(x), torch.ones(1, 1, 1, 11), torch.full((1, 1, 1, 11), 0.25))
+        >>> bool((y[..., 1:] >= y[..., :-1]).all()), float(y[0, 0, 0, -1]), round(float(y[0, 0, 0, 1]), 3)
+        (True, 1.0, 0.308)
+    """
+    d = base_k + k * x
+    v = d.amax(dim=1, keepdim=True)
+    y = d / (v + r * (1.0 - v))
+    return torch.maximum(y, x)
 
 
 class RealtimeUNet(nn.Module):
-    """Resolution-decoupled U-Net. (N, 3, H, W) float32 in [0, 1], H and W multiples of 4 -> same shape.
+    """Resolution-decoupled U-Net. (N, 3, H, W) float32 RGB in [0, 1], any H and W >= 1 -> same shape and range.
 
-    Coefficients per pixel and channel: gain ``a = exp(.)`` and curvature ``b``, so ``y = a x + b x^2`` is a local
-    quadratic tone curve; ``b < 0`` rolls off highlights that the gain alone would blow out.
+    See the module docstring for the curve, its monotonicity proof and its cost.
     """
+
+    coeff_channels = 2
 
     def __init__(self, width: int = 16, depth: int = 3, lowres: int = 128) -> None:
         super().__init__()
         if lowres % 2**depth:
             raise ValueError(f"lowres={lowres} must be a multiple of 2**depth={2**depth}")
         widths = [width * 2**i for i in range(depth + 1)]
-        self.size_multiple = 4
+        self.size_multiple = 1
         self.lowres = lowres
-        self.encoder = Encoder(3, widths)
-        self.decoder = Decoder(widths)
-        self.head = nn.Conv2d(widths[0], 6, 3, padding=1)
+        self.encoder = Encoder(4, widths, padding_mode=_PAD)
+        self.decoder = Decoder(widths, padding_mode=_PAD)
+        self.head = nn.Conv2d(widths[0], self.coeff_channels, 3, padding=1, padding_mode=_PAD)
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
+        with torch.no_grad():
+            self.head.bias.copy_(torch.tensor([0.0, 3.0]))  # type: ignore[union-attr]  # gain 1, k ~ 0.95
+
+    @staticmethod
+    def analyse(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, H, W) -> base ``p`` (N, 3, ceil(H/8), ceil(W/8)) and block std ``s`` (N, 1, same)."""
+        x2 = x[..., ::2, ::2]
+        p = F.avg_pool2d(x2, 4, 4, ceil_mode=True)
+        q = F.avg_pool2d(x2 * x2, 4, 4, ceil_mode=True)
+        s = torch.sqrt((q - p * p).mean(dim=1, keepdim=True).clamp(min=0.0) + 1e-6)
+        return p, s
+
+    def predict(self, p: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Raw coefficients (N, 2, lowres, lowres) from the analysis: log-gain logit, detail logit."""
+        size = (self.lowres, self.lowres)
+        small = F.interpolate(torch.cat([p, 4.0 * s], dim=1), size=size, mode="bilinear", align_corners=False)
+        return self.head(self.decoder(self.encoder(small)))
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
-        """Low-resolution coefficient map (N, 6, lowres, lowres): gains a (3) then curvatures b (3)."""
-        small = F.interpolate(F.avg_pool2d(x, 4), size=(self.lowres, self.lowres), mode="bilinear", align_corners=False)
-        c = self.head(self.decoder(self.encoder(small)))
-        return torch.cat([torch.exp(c[:, :3].clamp(max=4.0)), c[:, 3:]], dim=1)
+        """Raw low-resolution coefficients (N, 2, lowres, lowres) of ``x`` (what the video graph smooths)."""
+        return self.predict(*self.analyse(x))
 
-    def apply(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """Upsample ``coeffs`` to x's size and apply the curve at full resolution."""
-        c = F.interpolate(coeffs, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return x * (c[:, :3] + c[:, 3:] * x)
+    @staticmethod
+    def render(x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        """Apply raw ``coeffs`` (N, 2, L, L) to ``x`` (N, 3, H, W) with base ``p`` from :meth:`analyse`."""
+        c = F.interpolate(coeffs, size=p.shape[-2:], mode="bilinear", align_corners=False)
+        g = MAX_LOG_GAIN * torch.tanh(c[:, :1] / MAX_LOG_GAIN)
+        k = torch.sigmoid(c[:, 1:2])
+        size = x.shape[-2:]
+        base_k = F.interpolate(p * (1.0 - k), size=size, mode="bilinear", align_corners=False)
+        kr = F.interpolate(torch.cat([k, torch.exp(-g)], dim=1), size=size, mode="bilinear", align_corners=False)
+        return tone_curve(x, base_k, kr[:, :1], kr[:, 1:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.apply(x, self.coefficients(x))
+        p, s = self.analyse(x)
+        return self.render(x, p, self.predict(p, s))
+
+    def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Map weights of the v1 realtime preset (3-channel stem, 6-channel gain/curvature head) onto this model.
+
+        The stem gets a zero weight for the new noise channel; the gain head starts from the mean of the three v1
+        log-gain channels; the detail head starts at ``k ~ 0.95``. Tensors that already fit are kept as they are.
+        """
+        own = self.state_dict()
+        out = dict(state)
+        stem = "encoder.stem.0.weight"
+        if stem in out and out[stem].shape[1] == 3 and own[stem].shape[1] == 4:
+            w = out[stem]
+            out[stem] = torch.cat([w, torch.zeros_like(w[:, :1])], dim=1)
+        if "head.weight" in out and out["head.weight"].shape[0] == 6:
+            w, b = out["head.weight"].float(), out["head.bias"].float()
+            out["head.weight"] = torch.cat([w[:3].mean(0, keepdim=True), torch.zeros_like(w[:1])], dim=0)
+            out["head.bias"] = torch.stack([b[:3].mean(), torch.tensor(3.0)])
+        return out
 
 
 @register_model("realtime")
@@ -60,7 +155,7 @@ def realtime(width: int = 16, depth: int = 3, lowres: int = 128) -> RealtimeUNet
 class TemporalRealtime(nn.Module):
     """Video form of :class:`RealtimeUNet`: blends this frame's coefficients with the previous frame's.
 
-    ``(input (N,3,H,W), state (N,6,L,L), alpha (1,)) -> (output (N,3,H,W), state_out (N,6,L,L))`` with
+    ``(input (N,3,H,W), state (N,2,L,L), alpha (1,)) -> (output (N,3,H,W), state_out (N,2,L,L))`` with
     ``state_out = alpha * state + (1 - alpha) * coefficients(input)``. ``alpha = 0`` is the single-image model;
     the caller raises alpha on static scenes (less flicker) and resets it to 0 at scene cuts.
     """
@@ -70,8 +165,10 @@ class TemporalRealtime(nn.Module):
         self.model = model
         self.size_multiple = model.size_multiple
         self.lowres = model.lowres
+        self.coeff_channels = model.coeff_channels
 
     def forward(self, x: torch.Tensor, state: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.model.coefficients(x)
+        p, s = self.model.analyse(x)
+        c = self.model.predict(p, s)
         c = alpha * state + (1.0 - alpha) * c
-        return self.model.apply(x, c), c
+        return self.model.render(x, p, c), c

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from lle.config import dump_config, to_dict
 from lle.data.datasets import Pair
 from lle.errors import ConfigError
-from lle.models.checkpoint import ModelCard, load_model, save_model
+from lle.models.checkpoint import ModelCard, load_card, save_model
 from lle.models.registry import create_model
 from lle.pipeline import pad_to_multiple
 from lle.training.config import TrainConfig
@@ -83,6 +83,31 @@ def evaluate_pairs(model: nn.Module, pairs: list[Pair], device: torch.device) ->
         raise ValueError("evaluate_pairs needs at least one pair")
     a = np.array(rows, dtype=np.float64)
     return {"psnr": float(a[:, 0].mean()), "psnr_gt_mean": float(a[:, 1].mean()), "ssim": float(a[:, 2].mean())}
+
+
+def _warm_start_state(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    """Weights of ``path`` mapped onto ``model`` (a model may convert an older layout with ``adapt_state_dict``).
+
+    The preset is checked by the caller against ``cfg.model.preset``.
+
+    Raises:
+        ConfigError: the weights do not fit even after adaptation.
+    """
+    from safetensors.torch import load_file
+
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    adapt = getattr(model, "adapt_state_dict", None)
+    if callable(adapt):
+        state = adapt(state)
+    own = model.state_dict()
+    bad = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
+    if bad:
+        raise ConfigError(
+            f"init_weights {path} do not fit this model: "
+            f"{len(bad)} tensors missing or of another shape, e.g. {bad[:3]}",
+            hint="warm-start from weights of the same preset",
+        )
+    return {k: state[k] for k in own}
 
 
 def lr_factor(cfg: TrainConfig, step: int, minutes: float) -> float:
@@ -191,8 +216,13 @@ def train(
 
     model = create_model(cfg.model.preset, **cfg.model.arch).to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     if cfg.init_weights and not resume:
-        init, _ = load_model(Path(cfg.init_weights))
-        model.load_state_dict(init.state_dict())
+        init_card = load_card(Path(cfg.init_weights))
+        if init_card.preset != cfg.model.preset:
+            raise ConfigError(
+                f"init_weights {cfg.init_weights} are preset {init_card.preset!r}, not {cfg.model.preset!r}",
+                hint="warm-start from weights of the same preset",
+            )
+        model.load_state_dict(_warm_start_state(model, Path(cfg.init_weights)))
         say(f"warm start from {cfg.init_weights}")
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     net: nn.Module = nn.parallel.DistributedDataParallel(model) if ddp else model
