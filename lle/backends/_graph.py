@@ -10,9 +10,9 @@ import numpy as np
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
-    from lle.backends.base import Backend
+    from lle.backends.base import Backend, TensorSpec
 
-__all__ = ["ALPHA", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "check_graph_io", "graph_feeds", "parse_size_multiple"]
+__all__ = ["ALPHA", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "check_graph_io", "graph_feeds", "graph_spec", "parse_size_multiple"]
 
 # Same names as lle.export.onnx_export (not imported: that module belongs to the torch/onnx side).
 INPUT, OUTPUT, STATE, ALPHA, STATE_OUT = "input", "output", "state", "alpha", "state_out"
@@ -21,11 +21,12 @@ Shape = Sequence[int | None]
 
 
 def check_graph_io(
-    backend: str, artifact: str, inputs: Mapping[str, Shape], outputs: Sequence[str]
+    backend: str, artifact: str, inputs: Mapping[str, Shape], outputs: Sequence[str], *, frames: bool = False
 ) -> tuple[int, int, int] | None:
-    """Validate an exported lle graph's I/O. Returns the state shape (6, L, L) of a realtime video graph, else None.
+    """Validate an exported lle graph's I/O. Returns the state shape (C, L, L) of a realtime video graph, else None.
 
-    ``inputs`` maps input names to shapes (``None`` = dynamic).
+    ``inputs`` maps input names to shapes (``None`` = dynamic); ``frames`` says the graph takes (N, H, W, 3) uint8
+    frames (metadata ``lle.io``) rather than (N, 3, H, W) float32.
 
     Raises:
         BackendError: names or shapes are not those written by ``lle export``.
@@ -37,17 +38,42 @@ def check_graph_io(
             f"{backend}: {artifact} is not an lle model ({got}; expected input 'input' and output 'output')",
             hint="export it with `lle export`",
         )
-    if len(x) != 4 or x[1] not in (3, None):
-        raise BackendError(f"{backend}: {artifact} input 'input' has shape {list(x)}, expected (N, 3, H, W)")
+    channel_axis, layout = (3, "(N, H, W, 3)") if frames else (1, "(N, 3, H, W)")
+    if len(x) != 4 or x[channel_axis] not in (3, None):
+        raise BackendError(f"{backend}: {artifact} input 'input' has shape {list(x)}, expected {layout}")
     if STATE not in inputs:
         return None
     s = inputs[STATE]
-    if ALPHA not in inputs or STATE_OUT not in outputs or len(s) != 4 or s[1] != 6 or s[2] is None or s[3] is None:
+    if ALPHA not in inputs or STATE_OUT not in outputs or len(s) != 4 or None in (s[1], s[2], s[3]):
         raise BackendError(
             f"{backend}: {artifact} has a 'state' input {list(s)} but not the realtime video I/O ({got})",
             hint="re-export it with `lle export`",
         )
-    return (6, int(s[2]), int(s[3]))
+    return (int(s[1]), int(s[2]), int(s[3]))  # type: ignore[arg-type]
+
+
+def graph_spec(
+    backend: str, artifact: str, inputs: Mapping[str, Shape], outputs: Sequence[str], meta: Mapping[str, str | None]
+) -> TensorSpec:
+    """The :class:`TensorSpec` of an exported graph from its I/O and ``lle.*`` metadata (``lle.io``,
+    ``lle.size_multiple``).
+
+    Raises:
+        BackendError: unknown ``lle.io`` value, or I/O and metadata that do not fit.
+    """
+    from lle.backends.base import FRAME_IO, TensorSpec
+
+    io = meta.get("lle.io") or "float32-nchw-rgb"
+    if io not in ("float32-nchw-rgb", FRAME_IO):
+        raise BackendError(f"{backend}: {artifact} has lle.io={io!r}, which this lle does not know",
+                           hint="re-export it with this version's `lle export`")
+    frames = io == FRAME_IO
+    state = check_graph_io(backend, artifact, inputs, outputs, frames=frames)
+    mult = parse_size_multiple(backend, artifact, meta.get("lle.size_multiple"))
+    if frames:
+        return TensorSpec(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR",
+                          size_multiple=mult, state_shape=state)
+    return TensorSpec(size_multiple=mult, state_shape=state)
 
 
 def parse_size_multiple(backend: str, artifact: str, value: str | None) -> int:

@@ -12,7 +12,10 @@ import numpy as np
 
 from lle.errors import BackendError
 
-__all__ = ["Backend", "BackendInfo", "Precision", "TensorSpec"]
+__all__ = ["FRAME_IO", "Backend", "BackendInfo", "Precision", "TensorSpec"]
+
+FRAME_IO = "uint8-nhwc-bgr"
+"""``lle.io`` metadata of graphs that take decoded frames (same value as :data:`lle.models.frames.FRAME_IO`)."""
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
@@ -27,11 +30,25 @@ class TensorSpec:
 
     shape: tuple[int | None, ...] = (None, 3, None, None)
     dtype: str = "float32"
+    layout: str = "NCHW"
+    """``NCHW`` (float32 RGB in [0, 1]) or ``NHWC`` (uint8 frames as a decoder gives them)."""
+    channels: str = "RGB"
+    """Channel order of the input and output: ``RGB`` or ``BGR`` (OpenCV/PyAV ``bgr24`` frames)."""
     size_multiple: int = 1
     min_hw: tuple[int, int] | None = None
     max_hw: tuple[int, int] | None = None
     state_shape: tuple[int, ...] | None = None
-    """(6, L, L) for video graphs of the realtime preset (extra input ``state`` and ``alpha``), else ``None``."""
+    """(C, L, L) for video graphs of the realtime preset (extra input ``state`` and ``alpha``), else ``None``."""
+
+    @property
+    def frames(self) -> bool:
+        """True when the artifact takes and returns (N, H, W, 3) uint8 BGR frames (no pre/post-processing)."""
+        return self.layout == "NHWC" and self.dtype == "uint8"
+
+    @property
+    def hw_axes(self) -> tuple[int, int]:
+        """Axes of H and W in the input."""
+        return (1, 2) if self.layout == "NHWC" else (2, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +103,7 @@ class Backend(abc.ABC):
         return self.input_spec.state_shape is not None
 
     def zero_state(self, n: int = 1) -> np.ndarray:
-        """An all-zero state for ``n`` frames: (n, 6, L, L) float32.
+        """An all-zero state for ``n`` frames: (n, C, L, L) float32.
 
         Raises:
             BackendError: the artifact has no temporal state.
@@ -99,7 +116,7 @@ class Backend(abc.ABC):
     def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         """One video step: ``(output, state_out)`` with ``state_out = alpha * state + (1 - alpha) * coefficients``.
 
-        ``batch`` is (N, 3, H, W) float32 in [0, 1], ``state`` (N, 6, L, L) float32 (zeros at a scene cut), ``alpha``
+        ``batch`` is (N, 3, H, W) float32 in [0, 1], ``state`` (N, C, L, L) float32 (zeros at a scene cut), ``alpha``
         in [0, 1]; ``alpha = 0`` gives the single-image result. Only artifacts with :attr:`stateful` support it.
 
         Raises:
@@ -138,8 +155,8 @@ class Backend(abc.ABC):
                 f"{self.name}: input {tuple(batch.shape)} {batch.dtype}, expected {spec.shape} {spec.dtype}"
             )
         m = spec.size_multiple
-        if m > 1 and (batch.shape[-2] % m or batch.shape[-1] % m):
-            h, w = batch.shape[-2:]
+        h, w = (batch.shape[a] for a in spec.hw_axes)
+        if m > 1 and (h % m or w % m):
             raise BackendError(
                 f"{self.name}: H x W = {h} x {w} is not a multiple of {m}",
                 hint=f"pad to {-(-h // m) * m} x {-(-w // m) * m} (lle.pipeline.Enhancer does this)",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lle._lazy import require
-from lle.backends._graph import OUTPUT, STATE_OUT, check_graph_io, graph_feeds, parse_size_multiple
+from lle.backends._graph import OUTPUT, STATE_OUT, graph_feeds, graph_spec
 from lle.backends.base import Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
@@ -106,10 +106,8 @@ class OrtBackend(Backend):
             raise BackendError(f"onnxruntime cannot load {self.model_path.name}: {first}") from err
         ins = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in sess.get_inputs()}
         outs = [o.name for o in sess.get_outputs()]
-        state = check_graph_io(self.name, self.model_path.name, ins, outs)
         meta = sess.get_modelmeta().custom_metadata_map
-        mult = parse_size_multiple(self.name, self.model_path.name, meta.get("lle.size_multiple"))
-        self._spec = TensorSpec(size_multiple=mult, state_shape=state)
+        self._spec = graph_spec(self.name, self.model_path.name, ins, outs, meta)
         self._providers = sess.get_providers()
         self._gpu = self._providers[0] in {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
         self._sess = sess

@@ -19,7 +19,9 @@ __all__ = ["TorchBackend"]
 class TorchBackend(Backend):
     """``device``: auto | cpu | cuda[:i]; ``precision``: fp32 | bf16 | fp16 (fp16 only on CUDA); channels_last always.
 
-    Options: ``threads`` (CPU threads, process-wide ``torch.set_num_threads``; 0 = torch's default).
+    Options: ``threads`` (CPU threads, process-wide ``torch.set_num_threads``; 0 = torch's default); ``frames``
+    (True: take and return (N, H, W, 3) uint8 BGR frames through :func:`lle.models.frames.frame_graph`, the same
+    graph ``lle export --io uint8`` writes; fp32 only).
 
     The realtime preset is wrapped in :class:`lle.models.realtime.TemporalRealtime`, so :meth:`infer_stateful`
     behaves exactly like the exported video graphs.
@@ -63,13 +65,32 @@ class TorchBackend(Backend):
         self._model = model.to(dev, dtype=self._dtype, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
         from lle.models.realtime import RealtimeUNet, TemporalRealtime
 
-        if isinstance(self._model, RealtimeUNet):
-            self._temporal = TemporalRealtime(self._model).eval()
-            self._state_shape = (6, self._model.lowres, self._model.lowres)
+        self._frames = bool(self.options.get("frames", False))
+        if self._frames and self.precision != "fp32":
+            raise BackendError("torch backend: uint8 frame I/O runs in fp32", hint="use --precision fp32")
+        if self._frames:
+            from lle.models.frames import frame_graph
+
+            self._model = frame_graph(self._model).eval()
+            self._mult = 1
+        if isinstance(model, RealtimeUNet):
+            self._temporal = self._model if self._frames else TemporalRealtime(self._model).eval()
+            self._state_shape = (model.coeff_channels, model.lowres, model.lowres)
 
     @property
     def input_spec(self) -> TensorSpec:
+        if self._frames:
+            return TensorSpec(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR",
+                              size_multiple=1, state_shape=self._state_shape)
         return TensorSpec(size_multiple=self._mult, state_shape=self._state_shape)
+
+    def _tensor(self, batch: np.ndarray) -> Any:
+        import torch
+
+        t = torch.from_numpy(batch).to(self.device)
+        if self._frames:
+            return t
+        return t.to(dtype=self._dtype, memory_format=torch.channels_last)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         if self._model is None:
@@ -78,9 +99,13 @@ class TorchBackend(Backend):
 
         self.check_input(batch)
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device, dtype=self._dtype, memory_format=torch.channels_last)
-            y = self._model(x).float()
-        return np.ascontiguousarray(y.cpu().numpy())
+            if self._temporal is not None and self._frames:
+                n, (c, h, w) = batch.shape[0], self._state_shape or (0, 0, 0)
+                y = self._model(self._tensor(batch), torch.zeros(n, c, h, w, device=self.device),
+                                torch.zeros(1, device=self.device))[0]
+            else:
+                y = self._model(self._tensor(batch))
+        return np.ascontiguousarray(y.cpu().numpy() if self._frames else y.float().cpu().numpy())
 
     def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         if self._model is None:
@@ -92,11 +117,12 @@ class TorchBackend(Backend):
         self.check_input(batch)
         self.check_state(batch, state, alpha)
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device, dtype=self._dtype, memory_format=torch.channels_last)
-            s = torch.from_numpy(state).to(self.device, dtype=self._dtype)
-            a = torch.tensor([alpha], device=self.device, dtype=self._dtype)
-            y, s_out = self._temporal(x, s, a)
-        return np.ascontiguousarray(y.float().cpu().numpy()), np.ascontiguousarray(s_out.float().cpu().numpy())
+            sdt = torch.float32 if self._frames else self._dtype
+            s = torch.from_numpy(state).to(self.device, dtype=sdt)
+            a = torch.tensor([alpha], device=self.device, dtype=sdt)
+            y, s_out = self._temporal(self._tensor(batch), s, a)
+        y_np = y.cpu().numpy() if self._frames else y.float().cpu().numpy()
+        return np.ascontiguousarray(y_np), np.ascontiguousarray(s_out.float().cpu().numpy())
 
     def describe(self) -> BackendInfo:
         import torch

@@ -29,6 +29,12 @@ class Precision(str, Enum):
     int8 = "int8"
 
 
+class GraphIO(str, Enum):
+    auto = "auto"
+    uint8 = "uint8"
+    float32 = "float32"
+
+
 class CalibMethod(str, Enum):
     minmax = "minmax"
     entropy = "entropy"
@@ -100,6 +106,11 @@ def export(
     timing_cache: Annotated[Path | None, typer.Option(help="TensorRT timing cache to reuse and update.")] = None,
     dla_core: Annotated[int | None, typer.Option(help="Jetson DLA core (GPU fallback on), -1 for GPU only.")] = None,
     ov_cache_dir: Annotated[Path | None, typer.Option(help="OpenVINO model cache folder for the check run.")] = None,
+    io: Annotated[
+        GraphIO | None, typer.Option("--io", help="Graph I/O: uint8 = NHWC BGR frames straight from the decoder, any size "
+                              "(cast, scale, pad, round and clip inside the graph); float32 = NCHW RGB in [0, 1]; "
+                              "auto = uint8 for realtime ONNX/OpenVINO FP32/FP16, else float32.")
+    ] = None,
 ) -> None:
     """Export weights to a deployable artifact and check it against PyTorch (summary table on stdout).
 
@@ -127,6 +138,7 @@ def export(
         tensorrt__workspace_mib=workspace_mib, tensorrt__opt_level=opt_level, tensorrt__dla_core=dla_core,
         tensorrt__timing_cache=str(timing_cache) if timing_cache else None,
         openvino__cache_dir=str(ov_cache_dir) if ov_cache_dir else None,
+        io=io.value if io is not None else None,
     )  # fmt: skip
     target = resolve_target(cfg.format, cfg.precision)
     needs_calib = cfg.precision == "int8"

@@ -18,6 +18,7 @@ __all__ = [
     "CalibrationConfig",
     "ExportConfig",
     "FORMATS",
+    "resolve_io",
     "InputSpec",
     "OpenVINOConfig",
     "PRECISIONS",
@@ -105,6 +106,10 @@ class ExportConfig:
     """INT8 (and post-build TensorRT) check: PSNR in dB of the artifact vs the FP32 reference."""
     atol_fp32: float = 1e-4
     atol_fp16: float = 1e-2
+    io: str = "auto"
+    """Graph I/O: ``uint8`` (NHWC BGR frames in and out, any size), ``float32`` (NCHW RGB in [0, 1]) or ``auto``:
+    uint8 for the realtime preset's ONNX/OpenVINO FP32/FP16 exports, float32 otherwise (INT8 calibration and the
+    TensorRT profiles work on float32 graphs)."""
     parity_hw: tuple[tuple[int, int], ...] = ((64, 96), (96, 128))
     """Seeded random inputs for the FP32/FP16 parity check, rounded up to the size multiple."""
     input: InputSpec = field(default_factory=InputSpec)
@@ -115,6 +120,12 @@ class ExportConfig:
     def __post_init__(self) -> None:
         _check(self.format, FORMATS, "format")
         _check(self.precision, PRECISIONS, "precision")
+        _check(self.io, ("auto", "float32", "uint8"), "io")
+        if self.io == "uint8" and (self.precision == "int8" or self.format == "tensorrt"):
+            raise ConfigError(
+                f"--io uint8 is for ONNX/OpenVINO FP32/FP16 exports, not {self.format} {self.precision}",
+                hint="INT8 and TensorRT exports take float32 NCHW input: use --io float32 (or leave --io out)",
+            )
         _check(self.calibration.method, CALIB_METHODS, "calibration.method")
         _check(self.openvino.preset, ("performance", "mixed"), "openvino.preset")
         if self.opset < 17:
@@ -201,3 +212,16 @@ def with_overrides(cfg: ExportConfig, **changes: Any) -> ExportConfig:
     for section, values in nested.items():
         top[section] = dataclasses.replace(getattr(cfg, section), **values)
     return dataclasses.replace(cfg, **top)
+
+
+def resolve_io(cfg: ExportConfig, preset: str) -> str:
+    """The graph I/O ``cfg.io`` means for ``preset``: ``uint8`` or ``float32`` (see :attr:`ExportConfig.io`).
+
+    Example:
+        >>> resolve_io(ExportConfig(), "realtime"), resolve_io(ExportConfig(precision="int8"), "realtime")
+        ('uint8', 'float32')
+    """
+    if cfg.io != "auto":
+        return cfg.io
+    ok = preset == "realtime" and cfg.format in ("onnx", "openvino") and cfg.precision in ("fp32", "fp16")
+    return "uint8" if ok else "float32"

@@ -22,13 +22,16 @@ if TYPE_CHECKING:
     from lle.models.checkpoint import ModelCard
 
 __all__ = [
-    "ALPHA_NAME", "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "export_onnx",
+    "ALPHA_NAME", "DEFAULT_OPSET", "FLOAT_IO", "INPUT_NAME", "IO_KINDS", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "export_onnx",
     "graph_feed", "load_reference", "onnx_io", "read_onnx_metadata", "reference_path", "run_onnx", "to_onnx",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
+FLOAT_IO = "float32-nchw-rgb"
+IO_KINDS = ("float32", "uint8")
+"""``--io`` choices: float32 NCHW RGB tensors, or uint8 NHWC BGR frames (:mod:`lle.models.frames`)."""
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 STATE_NAME, ALPHA_NAME, STATE_OUT_NAME = "state", "alpha", "state_out"
 
@@ -41,11 +44,16 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     simplify: bool = True,
     sample_hw: tuple[int, int] = (64, 96),
+    io: str = "float32",
 ) -> Path:
-    """Export ``model`` to ``path`` with input ``input`` / output ``output``, (N, 3, H, W) float32, N/H/W dynamic.
+    """Export ``model`` to ``path`` with input ``input`` / output ``output``, N/H/W dynamic.
+
+    ``io="float32"``: (N, 3, H, W) float32 RGB in [0, 1], H and W multiples of the model's size multiple.
+    ``io="uint8"``: (N, H, W, 3) uint8 BGR frames of any size, as decoders give them (see :mod:`lle.models.frames`);
+    the metadata ``lle.io`` says which, and ``lle.size_multiple`` is 1 (the graph pads itself).
 
     The realtime preset is exported in its video form (:class:`TemporalRealtime`): extra input ``state``
-    (N, 6, L, L) and ``alpha`` (1,), extra output ``state_out``. Feeding zeros gives the single-image result.
+    (N, C, L, L) and ``alpha`` (1,), extra output ``state_out``. Feeding zeros gives the single-image result.
 
     The graph is validated with ``onnx.checker`` and shape inference, simplified with onnxslim when ``simplify``,
     and carries metadata props: ``lle.preset``, ``lle.size_multiple``, ``lle.normalisation``, ``lle.version`` and
@@ -58,19 +66,30 @@ def export_onnx(
     torch = require("torch", extra="onnx")
     onnx = require("onnx", extra="onnx")
     from lle import __version__
+    from lle.models.frames import FRAME_IO, frame_graph
     from lle.models.realtime import RealtimeUNet, TemporalRealtime
 
+    if io not in IO_KINDS:
+        raise ExportError(f"unknown graph I/O {io!r}", hint=f"valid: {', '.join(IO_KINDS)}")
     model = model.eval().float().to("cpu", memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     mult = int(getattr(model, "size_multiple", 16))
-    h, w = (-(-sample_hw[0] // mult) * mult, -(-sample_hw[1] // mult) * mult)
-    x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
-    dyn = {0: "batch", 2: "height", 3: "width"}
+    realtime = isinstance(model, RealtimeUNet)
+    gen = torch.Generator().manual_seed(0)
+    if io == "uint8":
+        x = torch.randint(0, 256, (1, *sample_hw, 3), generator=gen, dtype=torch.uint8)
+        dyn = {0: "batch", 1: "height", 2: "width"}
+        model, mult = frame_graph(model).eval(), 1
+    else:
+        h, w = (-(-sample_hw[0] // mult) * mult, -(-sample_hw[1] // mult) * mult)
+        x = torch.rand(1, 3, h, w, generator=gen)
+        dyn = {0: "batch", 2: "height", 3: "width"}
+        if realtime:
+            # Video graphs carry the coefficient state, so every runtime can smooth it over time.
+            model = TemporalRealtime(model).eval()
     args: tuple = (x,)
     names_in, names_out, axes = [INPUT_NAME], [OUTPUT_NAME], {INPUT_NAME: dyn, OUTPUT_NAME: dyn}
-    if isinstance(model, RealtimeUNet):
-        # Video graphs carry the coefficient state, so every runtime can smooth it over time (see TemporalRealtime).
-        model = TemporalRealtime(model).eval()
-        args = (x, torch.zeros(1, 6, model.lowres, model.lowres), torch.zeros(1))
+    if realtime:
+        args = (x, torch.zeros(1, model.coeff_channels, model.lowres, model.lowres), torch.zeros(1))
         names_in += [STATE_NAME, ALPHA_NAME]
         names_out += [STATE_OUT_NAME]
         axes.update({STATE_NAME: {0: "batch"}, STATE_OUT_NAME: {0: "batch"}})
@@ -94,7 +113,11 @@ def export_onnx(
             "lle.version": __version__,
             "lle.size_multiple": str(mult),
             "lle.preset": card.preset if card else type(model).__name__,
-            "lle.normalisation": "RGB NCHW float32 in [0, 1]; no mean/std; clip output to [0, 1]",
+            "lle.io": FRAME_IO if io == "uint8" else FLOAT_IO,
+            "lle.normalisation": (
+                "BGR NHWC uint8 frames in and out; cast, scale, pad, round and clip inside the graph"
+                if io == "uint8" else "RGB NCHW float32 in [0, 1]; no mean/std; clip output to [0, 1]"
+            ),
         }
         if card is not None:
             meta["lle.model_card"] = card.to_json()
@@ -133,14 +156,17 @@ def graph_feed(path: Path) -> Feed:
     m = onnx.load(str(path), load_external_data=False)
     init = {i.name for i in m.graph.initializer}
     extra: dict[str, list[int | None]] = {}
+    in_dtype: type = np.float32
     for inp in m.graph.input:
+        if inp.name == INPUT_NAME and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8:
+            in_dtype = np.uint8
         if inp.name in init or inp.name == INPUT_NAME:
             continue
         dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
         extra[inp.name] = dims
 
     def feed(x: np.ndarray) -> dict[str, np.ndarray]:
-        out = {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)}
+        out = {INPUT_NAME: np.ascontiguousarray(x, dtype=in_dtype)}
         for name, dims in extra.items():
             shape = [x.shape[0] if (d is None and i == 0) else (d or 1) for i, d in enumerate(dims)]
             out[name] = np.zeros(shape, np.float32)
@@ -169,6 +195,25 @@ def _rand_inputs(cfg: ExportConfig, mult: int) -> list[np.ndarray]:
     g = np.random.default_rng(0)
     sizes = [(-(-h // mult) * mult, -(-w // mult) * mult) for h, w in cfg.parity_hw]
     return [g.random((1, 3, h, w), dtype=np.float32) for h, w in sizes]
+
+
+def _rand_frames(cfg: ExportConfig) -> list[np.ndarray]:
+    """Seeded uint8 BGR frames at ``cfg.parity_hw`` (odd sizes kept: uint8 graphs take any size), dark-weighted."""
+    g = np.random.default_rng(0)
+    sizes = [(h + 1, w + 3) for h, w in cfg.parity_hw]
+    return [(255.0 * g.random((1, h, w, 3)) ** 2).astype(np.uint8) for h, w in sizes]
+
+
+def _first(y: Any) -> Any:
+    return y[0] if isinstance(y, tuple) else y
+
+
+def parity_atol(io: str, atol_float: float, *, fp16: bool = False) -> float:
+    """Max abs difference allowed against torch: ``atol_float`` for float graphs; for uint8 frames 1 level
+    (rounding), 4 levels with FP16 weights."""
+    if io == "uint8":
+        return 4.0 if fp16 else 1.0
+    return atol_float
 
 
 def load_reference(onnx_path: Path) -> dict[str, list[np.ndarray]]:
@@ -219,17 +264,23 @@ def to_onnx(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet |
     from lle.export.manifest import check_parity, compare, write_manifest
     from lle.models.checkpoint import load_model
 
+    from lle.export.config import resolve_io
+    from lle.models.frames import frame_graph
+
     model, card = load_model(Path(src))
-    path = export_onnx(model, Path(out_dir) / "model.onnx", card=card, opset=cfg.opset, simplify=cfg.simplify)
-    rand = _rand_inputs(cfg, card.size_multiple)
-    hold = calib.holdout_arrays() if calib is not None else []
+    io = resolve_io(cfg, card.preset)
+    path = export_onnx(model, Path(out_dir) / "model.onnx", card=card, opset=cfg.opset, simplify=cfg.simplify, io=io)
+    mult = card.size_multiple if io == "float32" else 1
+    rand = _rand_inputs(cfg, mult) if io == "float32" else _rand_frames(cfg)
+    hold = calib.holdout_arrays() if calib is not None and io == "float32" else []
+    graph = model if io == "float32" else frame_graph(model).eval()
     with torch.no_grad():
-        ref = {k: [model(torch.from_numpy(x)).numpy() for x in xs] for k, xs in (("rand", rand), ("hold", hold))}
+        ref = {k: [_first(graph(torch.from_numpy(x))).numpy() for x in xs] for k, xs in (("rand", rand), ("hold", hold))}
     arrays = {f"rand_x_{i}": x for i, x in enumerate(rand)} | {f"rand_y_{i}": y for i, y in enumerate(ref["rand"])}
     arrays |= {f"hold_x_{i}": x for i, x in enumerate(hold)} | {f"hold_y_{i}": y for i, y in enumerate(ref["hold"])}
     np.savez_compressed(reference_path(path), **arrays)
-    parity = compare(run_onnx(path, rand), ref["rand"], kind="atol", threshold=cfg.atol_fp32)
-    write_manifest(path, format="onnx", precision="fp32", preset=card.preset, size_multiple=card.size_multiple,
+    parity = compare(run_onnx(path, rand), ref["rand"], kind="atol", threshold=parity_atol(io, cfg.atol_fp32))
+    write_manifest(path, format="onnx", precision="fp32", preset=card.preset, size_multiple=mult, graph_io=io,
                    io=onnx_io(path), parity=parity, parity_inputs=[list(x.shape) for x in rand],
                    source={"weights": Path(src).name, "sha256": _sha(Path(src))})
     check_parity(parity, path)

@@ -58,6 +58,12 @@ def _zeros_like_input(port: Any, x: np.ndarray) -> np.ndarray:
     return np.zeros(shape, np.float32)
 
 
+def _graph_io(src: Path) -> str:
+    from lle.export.manifest import read_manifest
+
+    return str(read_manifest(src).get("graph_io", "float32"))
+
+
 def _convert(src: Path) -> Any:
     ov = require("openvino", extra="openvino")
     try:
@@ -81,6 +87,7 @@ def _finish(path: Path, src: Path, cfg: ExportConfig, precision: str, xs: list[n
     parity = compare(outs, ys, kind=kind, threshold=threshold)
     src_m = read_manifest(src)
     write_manifest(path, format="openvino", precision=precision, preset=src_m.get("preset"), io=src_m.get("io"),
+                   graph_io=src_m.get("graph_io", "float32"), size_multiple=src_m.get("size_multiple"),
                    parity=parity, device=cfg.openvino.device, inference_precision_hint="f32",
                    source={"onnx": src.name, "sha256": src_m.get("sha256", {}).get(src.name)}, **extra)
     check_parity(parity, path)
@@ -94,22 +101,24 @@ def to_ov(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | N
         ExportError: conversion failed.
         ParityError: max abs diff to torch above ``cfg.atol_fp32``.
     """
-    from lle.export.onnx_export import load_reference
+    from lle.export.onnx_export import load_reference, parity_atol
 
     src = Path(src)
     path = _save(_convert(src), Path(out_dir) / "model.xml", fp16=False)
     ref = load_reference(src)
-    return _finish(path, src, cfg, "fp32", ref["rand_x"], ref["rand_y"], "atol", cfg.atol_fp32)
+    atol = parity_atol(_graph_io(src), cfg.atol_fp32)
+    return _finish(path, src, cfg, "fp32", ref["rand_x"], ref["rand_y"], "atol", atol)
 
 
 def to_ov_fp16(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | None) -> Path:
     """Step: FP32 ONNX -> ``model.fp16.xml`` (FP16-compressed weights), within ``cfg.atol_fp16`` of torch."""
-    from lle.export.onnx_export import load_reference
+    from lle.export.onnx_export import load_reference, parity_atol
 
     src = Path(src)
     path = _save(_convert(src), Path(out_dir) / "model.fp16.xml", fp16=True)
     ref = load_reference(src)
-    return _finish(path, src, cfg, "fp16", ref["rand_x"], ref["rand_y"], "atol", cfg.atol_fp16)
+    atol = parity_atol(_graph_io(src), cfg.atol_fp16, fp16=True)
+    return _finish(path, src, cfg, "fp16", ref["rand_x"], ref["rand_y"], "atol", atol)
 
 
 def ov_conv_names(model: Any, src: Path, onnx_names: tuple[str, ...] | list[str]) -> list[str]:

@@ -99,6 +99,8 @@ class StreamRunner:
         self.backend, self.source, self.sinks = backend, source, list(sinks)
         self.compare, self.progress = compare, progress
         self.smoother = TemporalSmoother(smoothing, scene_cut) if backend.stateful else None
+        # Frame artifacts (uint8 NHWC BGR in and out) take the decoded frame as it is: no conversion, no padding.
+        self.frames = backend.input_spec.frames
         self.enhancer = Enhancer(self._infer_raw, backend.input_spec.size_multiple)
         self._state: np.ndarray | None = None
         self._alpha = 0.0
@@ -118,19 +120,20 @@ class StreamRunner:
         return out
 
     def _pre(self, item: _Item) -> _Item:
-        item.blob = to_blob(item.frame.image)
+        img = item.frame.image
+        item.blob = np.ascontiguousarray(img)[None] if self.frames else to_blob(img)
         if self.smoother is not None:
             item.alpha = self.smoother.alpha_for(item.frame.image)
         return item
 
     def _infer(self, item: _Item) -> _Item:
         self._alpha = item.alpha
-        item.out = self.enhancer(item.blob)
+        item.out = self._infer_raw(item.blob) if self.frames else self.enhancer(item.blob)
         item.blob = None
         return item
 
     def _post(self, item: _Item) -> _Item:
-        out = from_blob(item.out)
+        out = item.out[0] if self.frames else from_blob(item.out)
         item.out = np.hstack([item.frame.image, out]) if self.compare else out
         return item
 
