@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALPHA_NAME", "DEFAULT_OPSET", "FLOAT_IO", "INPUT_NAME", "IO_KINDS", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "export_onnx",
-    "graph_feed", "load_reference", "onnx_io", "read_onnx_metadata", "reference_path", "run_onnx", "to_onnx",
+    "graph_feed", "load_reference", "require_float_graph", "onnx_io", "read_onnx_metadata", "reference_path", "run_onnx", "to_onnx",
 ]
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,20 @@ def _rand_inputs(cfg: ExportConfig, mult: int) -> list[np.ndarray]:
     g = np.random.default_rng(0)
     sizes = [(-(-h // mult) * mult, -(-w // mult) * mult) for h, w in cfg.parity_hw]
     return [g.random((1, 3, h, w), dtype=np.float32) for h, w in sizes]
+
+
+def require_float_graph(src: Path, step: str) -> None:
+    """Raise when ``src`` is a uint8 frame graph: ``step`` (INT8 calibration, FP16 conversion, TensorRT profiles)
+    works on float32 NCHW graphs only.
+
+    Raises:
+        ExportError: naming the graph and the fix.
+    """
+    from lle.export.manifest import read_manifest
+
+    if read_manifest(src).get("graph_io") == "uint8":
+        raise ExportError(f"{step} needs a float32 NCHW graph, but {Path(src).name} takes uint8 frames",
+                          hint="export the ONNX with --io float32")
 
 
 def _rand_frames(cfg: ExportConfig) -> list[np.ndarray]:

@@ -132,6 +132,9 @@ def to_onnx_fp16(src: Path, out_dir: Path, cfg: ExportConfig, calib: Calibration
     Raises:
         ParityError: max abs diff to torch above ``cfg.atol_fp16`` or a non-finite output.
     """
+    from lle.export.onnx_export import require_float_graph
+
+    require_float_graph(src, "FP16 ONNX conversion")
     onnx = require("onnx", extra="onnx")
     from lle.export.manifest import check_parity, compare, read_manifest, write_manifest
     from lle.export.onnx_export import load_reference, onnx_io, run_onnx

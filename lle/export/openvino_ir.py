@@ -166,6 +166,9 @@ def to_ov_int8(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSe
         ExportError: no calibration set or NNCF failed.
         ParityError: PSNR vs the torch FP32 output below ``cfg.min_psnr``.
     """
+    from lle.export.onnx_export import require_float_graph
+
+    require_float_graph(src, "OpenVINO INT8 quantization")
     nncf = require("nncf", extra="openvino")
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet

@@ -158,6 +158,9 @@ def to_qdq(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | 
         ExportError: no calibration set, or the graph breaks a Q/DQ convention.
         ParityError: PSNR vs the torch FP32 output below ``cfg.min_psnr``.
     """
+    from lle.export.onnx_export import require_float_graph
+
+    require_float_graph(src, "Q/DQ INT8 quantization")
     onnx = require("onnx", extra="onnx")
     from lle.export.manifest import check_parity, compare, read_manifest, write_manifest
     from lle.export.mixed_precision import mixed_plan

@@ -285,6 +285,9 @@ def to_engine(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet
         ParityError: NaN/Inf in the engine's output, or PSNR vs the torch FP32 output below ``cfg.min_psnr``
             (INT8), or max abs diff above the FP16/FP32 tolerance.
     """
+    from lle.export.onnx_export import require_float_graph
+
+    require_float_graph(src, "the TensorRT engine build")
     _require_trt()
     from lle.export.manifest import check_parity, compare, read_manifest, write_manifest
     from lle.export.onnx_export import graph_feed, load_reference, onnx_io

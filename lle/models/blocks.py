@@ -61,12 +61,26 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """U-Net decoder: 2x transposed-conv upsampling, concatenation with the skip, ConvBlock."""
+    """U-Net decoder: 2x upsampling, concatenation with the skip, ConvBlock.
 
-    def __init__(self, widths: list[int], padding_mode: str = "zeros") -> None:
+    ``upsample="transposed"``: a 2x2 stride-2 transposed convolution. ``"bilinear"``: bilinear 2x then a 1x1
+    convolution, which keeps a flat input flat (a transposed convolution stamps a 2x2-periodic pattern that padding
+    cannot continue past the border, so a flat frame gets border bands).
+    """
+
+    def __init__(self, widths: list[int], padding_mode: str = "zeros", upsample: str = "transposed") -> None:
         super().__init__()
         rev = widths[::-1]
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 2, stride=2) for a, b in zip(rev[:-1], rev[1:], strict=True))
+        if upsample not in ("transposed", "bilinear"):
+            raise ValueError(f"upsample={upsample!r}, expected 'transposed' or 'bilinear'")
+        pairs = list(zip(rev[:-1], rev[1:], strict=True))
+        if upsample == "bilinear":
+            self.ups = nn.ModuleList(
+                nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(a, b, 1))
+                for a, b in pairs
+            )
+        else:
+            self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 2, stride=2) for a, b in pairs)
         self.blocks = nn.ModuleList(ConvBlock(2 * b, b, padding_mode) for b in rev[1:])
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:

@@ -70,8 +70,8 @@ class RealtimeFrameGraph(nn.Module):
         c = self.model.predict(p.flip(1), s)
         if state is not None and alpha is not None:
             c = alpha * state + (1.0 - alpha) * c
-        base_k, k, r = self.model.render_maps(x, p, c)
-        d = base_k * 255.0 + k * x
+        base_k, k, r = self.model.render_maps(x, p, c, base_scale=255.0)
+        d = base_k + k * x
         v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])
         # y = d / (v/255 + r (1 - v/255)) in 0..255 units: one reciprocal on one channel, one multiply on three.
         y = torch.maximum(d * (255.0 / (v + r * (255.0 - v))), x)

@@ -7,8 +7,8 @@ Design (all full-resolution work is a handful of element-wise passes; the U-Net 
    deviation ``s`` (noise plus texture) of each 8x8 block. ``[p, s]`` resized to ``lowres x lowres`` is the U-Net input,
    so it sees how noisy each region is, not just how dark.
 2. **Coefficients** (``lowres x lowres``, 2 channels): a log gain ``g`` (soft-clamped to +-4.5, gain ``a = e^g``) and a
-   detail logit (detail gain ``k = sigmoid(.)`` in (0, 1)). Replicate padding in every convolution, so a flat frame
-   gives flat coefficients up to the border (no border bands).
+   detail logit (detail gain ``k = sigmoid(.)`` in (0, 1)). Replicate padding in every convolution and bilinear
+   upsampling in the decoder, so a flat frame gives exactly flat coefficients up to the border (no border bands).
 3. **Render** at full resolution, per pixel, with ``B`` the base ``p`` upsampled bilinearly and ``r = 1/a``::
 
        d = B + k (x - B)                      # base/detail split: detail (and noise) scaled by k <= 1
@@ -16,10 +16,12 @@ Design (all full-resolution work is a handful of element-wise passes; the U-Net 
        y = d / (V + r (1 - V))                # Reinhard-style curve on V, colour ratios d_c / V kept
        out = max(y, x)                        # never darker than the input
 
-   *Monotonic*: for fixed coefficients, ``d_c`` is increasing in ``x_c`` (``k > 0``); the brightest channel maps
-   through ``f(V) = V / (r + (1 - r) V)`` with ``f'(V) = r / (r + (1 - r) V)^2 > 0``; the other channels are
-   ``d_c`` times a positive factor that does not depend on ``x_c``; and the maximum of two non-decreasing functions
-   is non-decreasing. *No blow-out*: ``f(0) = 0``, ``f(1) = 1``, ``f`` is concave for ``a > 1`` (slope ``a`` in the
+   *Monotonic*, for fixed coefficients ``k``, ``r``: (a) in each channel's own input: ``d_c`` rises with ``x_c``
+   (``k > 0``); if ``c`` is the brightest channel, ``y_c = f(V) = V / (r + (1 - r) V)`` with
+   ``f'(V) = r / (r + (1 - r) V)^2 > 0``, otherwise ``y_c`` is ``d_c`` times a positive factor that does not depend
+   on ``x_c``. (b) Along exposure: scaling a pixel and its surroundings by ``t`` scales ``B`` and ``d`` by ``t``, so
+   ``y_c = t d_c / (r + (1 - r) t V)``, whose derivative in ``t`` is ``r d_c / (r + (1 - r) t V)^2 >= 0`` (a grey
+   ramp is the special case). (c) The final maximum of two non-decreasing functions is non-decreasing. *No blow-out*: ``f(0) = 0``, ``f(1) = 1``, ``f`` is concave for ``a > 1`` (slope ``a`` in the
    shadows, ``1/a`` at white), and ``y_c <= f(V) <= 1``, so highlights roll off and nothing clips. *No inverted
    highlights*: the final ``max`` keeps street lamps at least as bright as they came in, even where ``k`` is small.
    *Noise*: in dark flat regions the U-Net (which sees ``s``) lowers ``k``, so the lift applies to the denoised base.
@@ -87,7 +89,7 @@ class RealtimeUNet(nn.Module):
         self.size_multiple = 1
         self.lowres = lowres
         self.encoder = Encoder(4, widths, padding_mode=_PAD)
-        self.decoder = Decoder(widths, padding_mode=_PAD)
+        self.decoder = Decoder(widths, padding_mode=_PAD, upsample="bilinear")
         self.head = nn.Conv2d(widths[0], self.coeff_channels, 3, padding=1, padding_mode=_PAD)
         nn.init.zeros_(self.head.weight)
         with torch.no_grad():
@@ -114,19 +116,22 @@ class RealtimeUNet(nn.Module):
 
     @staticmethod
     def render_maps(
-        x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor
+        x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor, base_scale: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Full-resolution maps of :func:`tone_curve` from raw ``coeffs`` (N, 2, L, L) and base ``p`` in [0, 1].
 
-        Returns ``(base_k (N, 3, H, W), k (N, 1, H, W), r (N, 1, H, W))`` at ``x``'s size.
+        Returns ``(base_k (N, 3, H, W), k (N, 1, H, W), r (N, 1, H, W))`` at ``x``'s size; ``base_k`` is in units of
+        ``base_scale`` (255 for frames in 0..255), scaled at low resolution where it is cheap.
         """
         c = F.interpolate(coeffs, size=p.shape[-2:], mode="bilinear", align_corners=False)
         g = MAX_LOG_GAIN * torch.tanh(c[:, :1] / MAX_LOG_GAIN)
         k = torch.sigmoid(c[:, 1:2])
         size = x.shape[-2:]
-        base_k = F.interpolate(p * (1.0 - k), size=size, mode="bilinear", align_corners=False)
-        kr = F.interpolate(torch.cat([k, torch.exp(-g)], dim=1), size=size, mode="bilinear", align_corners=False)
-        return base_k, kr[:, :1], kr[:, 1:]
+
+        def up(t: torch.Tensor) -> torch.Tensor:  # one resize per map: no full-resolution slicing afterwards
+            return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+
+        return up(p * (base_scale * (1.0 - k))), up(k), up(torch.exp(-g))
 
     @classmethod
     def render(cls, x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
@@ -138,13 +143,22 @@ class RealtimeUNet(nn.Module):
         return self.render(x, p, self.predict(p, s))
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Map weights of the v1 realtime preset (3-channel stem, 6-channel gain/curvature head) onto this model.
+        """Map older realtime weights onto this model: v1 (3-channel stem, 6-channel gain/curvature head) and
+        transposed-convolution decoders.
 
         The stem gets a zero weight for the new noise channel; the gain head starts from the mean of the three v1
-        log-gain channels; the detail head starts at ``k ~ 0.95``. Tensors that already fit are kept as they are.
+        log-gain channels; the detail head starts at ``k ~ 0.95``; a 2x2 transposed convolution becomes the 1x1
+        convolution of its mean tap. Tensors that already fit are kept as they are.
         """
         own = self.state_dict()
         out = dict(state)
+        for i in range(len(self.decoder.ups)):
+            old = f"decoder.ups.{i}"
+            if f"{old}.weight" in out and f"{old}.1.weight" in own:
+                # transposed 2x2 conv (in, out, 2, 2) -> 1x1 conv (out, in, 1, 1) after bilinear 2x: the mean tap
+                w = out.pop(f"{old}.weight").float()
+                out[f"{old}.1.weight"] = w.mean(dim=(2, 3)).t()[..., None, None].contiguous()
+                out[f"{old}.1.bias"] = out.pop(f"{old}.bias")
         stem = "encoder.stem.0.weight"
         if stem in out and out[stem].shape[1] == 3 and own[stem].shape[1] == 4:
             w = out[stem]

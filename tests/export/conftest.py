@@ -15,8 +15,10 @@ CALIB_HW = (64, 96)
 
 @pytest.fixture(scope="session")
 def export_cfg() -> ExportConfig:
-    """Small sizes so every export runs in seconds; parity at two sizes per preset."""
-    return ExportConfig(parity_hw=((32, 48), (64, 96)), calibration=CalibrationConfig(n=12, holdout=4, hw=CALIB_HW))
+    """Small sizes so every export runs in seconds; parity at two sizes per preset; float32 graphs (uint8 frame
+    graphs have their own tests in test_frames.py)."""
+    return ExportConfig(parity_hw=((32, 48), (64, 96)), calibration=CalibrationConfig(n=12, holdout=4, hw=CALIB_HW),
+                        io="float32")
 
 
 def make_calib(multiple: int) -> CalibrationSet:

@@ -1,0 +1,120 @@
+"""Realtime preset v2: the curve is monotonic, never inverts or blows out highlights, and leaves no border bands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lle.models.checkpoint import load_model
+from lle.models.realtime import RealtimeUNet, tone_curve
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "lle" / "weights" / "realtime.safetensors"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> RealtimeUNet:
+    model, _ = load_model(WEIGHTS)
+    assert isinstance(model, RealtimeUNet)
+    return model.eval()
+
+
+def _ramp(n: int = 256) -> torch.Tensor:
+    return torch.linspace(0, 1, n).view(1, 1, 1, n)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_curve_is_monotonic_on_a_ramp_for_random_coefficients(seed: int) -> None:
+    # An exposure ramp: the pixel and its local base (a blur of the frame) both scale with t; coefficients fixed.
+    g = torch.Generator().manual_seed(seed)
+    n = 512
+    t = _ramp(n)
+    colour, base = torch.rand(8, 3, 1, 1, generator=g), torch.rand(8, 3, 1, 1, generator=g)
+    x = t * colour
+    k = torch.rand(8, 1, 1, 1, generator=g).clamp(min=1e-3)
+    r = torch.exp(torch.empty(8, 1, 1, 1).uniform_(-4.5, 4.5, generator=g))  # gains e^-4.5 .. e^4.5
+    y = tone_curve(x, t * base * (1 - k), k, r)
+    assert (y[..., 1:] - y[..., :-1] >= -1e-6).all()
+    assert y.min() >= 0 and y.max() <= 1 + 1e-6
+    assert (y >= x - 1e-6).all()  # never darker than the input
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_each_channel_rises_with_its_own_input(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    n = 256
+    k = torch.rand(4, 1, 1, 1, generator=g).clamp(min=1e-3)
+    r = torch.exp(torch.empty(4, 1, 1, 1).uniform_(-4.5, 4.5, generator=g))
+    base = torch.rand(4, 3, 1, 1, generator=g) * (1 - k)
+    for c in range(3):
+        x = torch.rand(4, 3, 1, 1, generator=g).expand(4, 3, 1, n).clone()
+        x[:, c] = _ramp(n)[0, 0]
+        y = tone_curve(x, base.expand_as(x), k, r)
+        assert (y[:, c, :, 1:] - y[:, c, :, :-1] >= -1e-6).all()
+
+
+def test_curve_rolls_off_instead_of_clipping() -> None:
+    x = _ramp().expand(1, 3, 1, 256)
+    one = torch.ones(1, 1, 1, 256)
+    y = tone_curve(x, torch.zeros_like(x), one, one / 16.0)  # gain 16 in the shadows
+    assert float(y[..., -1].min()) == pytest.approx(1.0)
+    assert (y[..., :-1] < 1.0).all()  # nothing but white reaches white
+    slope = (y[..., 1:] - y[..., :-1]) * 255
+    assert float(slope[..., -1].max()) < float(slope[..., 0].min())  # compressive at the top, not a hard clip
+
+
+def test_shipped_weights_are_monotonic_in_the_input(shipped: RealtimeUNet) -> None:
+    # Coefficients from a real-looking dark frame, then the frame (and so its base) scaled by t: every pixel rises.
+    g = torch.Generator().manual_seed(0)
+    frame = (torch.rand(1, 3, 64, 96, generator=g) * 0.3) ** 1.5
+    with torch.no_grad():
+        p, s = shipped.analyse(frame)
+        c = shipped.predict(p, s)
+        outs = torch.stack([shipped.render(frame * t, p * t, c) for t in torch.linspace(0, 3.3, 34)])
+    assert (outs[1:] - outs[:-1] >= -1e-6).all()
+
+
+def test_shipped_weights_on_a_grey_ramp_image(shipped: RealtimeUNet) -> None:
+    x = _ramp(384).expand(1, 3, 32, 384).contiguous()
+    with torch.no_grad():
+        y = shipped(x)
+    row = y[0, :, 16]
+    assert (row[:, 1:] - row[:, :-1] >= -1e-4).all()
+
+
+def test_bright_light_sources_are_never_darkened(shipped: RealtimeUNet) -> None:
+    rng = np.random.default_rng(0)
+    img = np.full((1, 3, 180, 320), 0.03, np.float32) + rng.normal(0, 0.01, (1, 3, 180, 320)).astype(np.float32)
+    for _ in range(40):  # street lamps and lit windows: small bright spots, some coloured
+        y, x, r = rng.integers(4, 176), rng.integers(4, 316), rng.integers(1, 4)
+        img[0, :, y - r : y + r, x - r : x + r] = rng.uniform(0.7, 1.0, (3, 1, 1))
+    x_t = torch.from_numpy(np.clip(img, 0, 1))
+    with torch.no_grad():
+        out = shipped(x_t)
+    bright = x_t.amax(1, keepdim=True).expand_as(x_t) > 0.6
+    assert float((x_t - out)[bright].max()) <= 0.02
+    assert float(out.max()) <= 1.0
+
+
+def test_no_border_bands_on_a_flat_frame(shipped: RealtimeUNet) -> None:
+    for level in (0.05, 0.2):
+        x = torch.full((1, 3, 270, 480), level)
+        with torch.no_grad():
+            y = shipped(x)[0]
+        interior = y[:, 40:-40, 40:-40].mean(dim=(1, 2))
+        for edge in (y[:, :4], y[:, -4:], y[:, :, :4], y[:, :, -4:]):
+            assert float((edge - interior.view(3, 1, 1)).abs().max()) < 1.0 / 255
+
+
+def test_v1_weights_layout_is_adapted_for_warm_start() -> None:
+    m = RealtimeUNet(width=4, depth=2, lowres=16)
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    state["encoder.stem.0.weight"] = torch.randn(4, 3, 3, 3)
+    state["head.weight"], state["head.bias"] = torch.randn(6, 4, 3, 3), torch.randn(6)
+    new = m.adapt_state_dict(state)
+    m.load_state_dict(new)
+    assert torch.equal(new["encoder.stem.0.weight"][:, :3], state["encoder.stem.0.weight"])
+    assert not new["encoder.stem.0.weight"][:, 3].any()
+    assert torch.allclose(new["head.weight"][0], state["head.weight"][:3].mean(0))
