@@ -98,9 +98,11 @@ class RealtimeUNet(nn.Module):
     @staticmethod
     def analyse(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, H, W) -> base ``p`` (N, 3, ceil(H/8), ceil(W/8)) and block std ``s`` (N, 1, same)."""
-        x2 = x[..., ::2, ::2]
-        p = F.avg_pool2d(x2, 4, 4, ceil_mode=True)
-        q = F.avg_pool2d(x2 * x2, 4, 4, ceil_mode=True)
+        # Edge-replicate 3 rows/columns so partial 4x4 blocks at the bottom/right (and frames under 8 px) pool like
+        # full ones; every runtime accepts it (OpenVINO refuses a pooling window larger than a static input).
+        x2 = F.pad(x[..., ::2, ::2], (0, 3, 0, 3), mode="replicate")
+        p = F.avg_pool2d(x2, 4, 4)
+        q = F.avg_pool2d(x2 * x2, 4, 4)
         s = torch.sqrt((q - p * p).mean(dim=1, keepdim=True).clamp(min=0.0) + 1e-6)
         return p, s
 
