@@ -253,4 +253,9 @@ def open_source(spec: str) -> Source:
         raise InputError(f"source not found: {s}", hint="give an image, folder, glob, video, camera index or URL")
     if is_image(path):
         return ImageSource([path], f"image {path}")
+    from lle.io.av_video import AvVideoSource, have_av
+
+    if have_av():
+        return AvVideoSource(path)
+    log.info("PyAV is not installed: decoding %s with OpenCV (pip install 'lle[video]' for PyAV)", path)
     return VideoFileSource(path)

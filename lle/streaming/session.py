@@ -51,9 +51,20 @@ def open_sinks(output: Path | None, source: Source, *, show: bool = False) -> li
             if fps is None:
                 fps = DEFAULT_LIVE_FPS
                 log.info("%s reports no frame rate; writing %s at %g fps", source.description, output, fps)
-            if source.is_video:
-                log.info("audio tracks (if any) are not copied to %s: OpenCV writes video only", output)
-            sinks.append(VideoFileSink(output, fps))
+            from lle.io.av_video import AV_SUFFIXES, AvVideoSink, AvVideoSource, have_av
+
+            if have_av() and suffix in AV_SUFFIXES:
+                is_av = isinstance(source, AvVideoSource)
+                sinks.append(AvVideoSink(
+                    output, source.rate if is_av and source.rate else fps,
+                    audio_from=source.path if is_av and source.has_audio else None,
+                    rotation=source.rotation if is_av else 0,
+                ))  # fmt: skip
+            else:
+                if source.is_video:
+                    log.info("audio tracks (if any) are not copied to %s: OpenCV writes video only "
+                             "(pip install 'lle[video]' for H.264 with audio)", output)
+                sinks.append(VideoFileSink(output, fps))
         elif suffix in IMAGE_SUFFIXES and source.total == 1 and not source.live and not output.is_dir():
             sinks.append(ImageFileSink(output))
         elif suffix and not output.is_dir():

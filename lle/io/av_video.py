@@ -1,0 +1,234 @@
+"""Video files through PyAV (FFmpeg): threaded decode to BGR frames, H.264 encode, audio copied, rate kept.
+
+PyAV is the ``video`` extra (``pip install 'lle[video]'``); without it ``lle run`` falls back to OpenCV, which
+writes MPEG-4 Part 2 video only and drops audio. Cameras and GStreamer pipelines always go through OpenCV.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lle._lazy import require
+from lle.errors import InputError
+from lle.io.sinks import Sink
+from lle.io.sources import Frame, Source
+
+__all__ = ["AV_SUFFIXES", "AvVideoSink", "AvVideoSource", "have_av"]
+
+log = logging.getLogger(__name__)
+
+AV_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+"""Containers :class:`AvVideoSink` writes (H.264 video, source audio copied)."""
+
+
+def have_av() -> bool:
+    """True when PyAV can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("av") is not None
+
+
+def _rotation(stream: Any) -> int:
+    """Clockwise display rotation of a video stream in degrees (0 when none is recorded)."""
+    try:
+        rot = stream.metadata.get("rotate")
+        if rot is not None:
+            return int(float(rot)) % 360
+    except (AttributeError, ValueError):
+        pass
+    for sd in getattr(stream, "side_data", {}) or {}:
+        if "DISPLAYMATRIX" in str(sd).upper():
+            try:
+                return int(round(-float(stream.side_data[sd]))) % 360
+            except (TypeError, ValueError):
+                return 0
+    return 0
+
+
+class AvVideoSource(Source):
+    """Every frame of a video file, in order, as (H, W, 3) BGR uint8; undecodable packets are skipped and counted.
+
+    Attributes beyond :class:`Source`: ``rate`` (exact frame rate as a fraction), ``rotation`` (degrees, kept on the
+    output), ``skipped`` (corrupt packets skipped so far), ``path``.
+    """
+
+    is_video = True
+
+    def __init__(self, path: Path, *, threads: int = 0) -> None:
+        av = require("av", extra="video")
+        self.path, self.description = Path(path), f"video {path}"
+        try:
+            self._c = av.open(str(path))
+        except (av.error.FFmpegError, OSError) as err:  # type: ignore[attr-defined]
+            raise InputError(f"not a readable video: {path} ({err})", hint="check the file with ffprobe") from err
+        if not self._c.streams.video:
+            self._c.close()
+            raise InputError(f"not a readable video (no video stream): {path}", hint="check the file with ffprobe")
+        self._v = self._c.streams.video[0]
+        self._v.thread_type = "AUTO"
+        if threads:
+            self._v.codec_context.thread_count = threads
+        rate = self._v.average_rate or self._v.guessed_rate
+        self.rate: Fraction | None = Fraction(rate) if rate else None
+        self.fps = float(self.rate) if self.rate else None
+        self.total = int(self._v.frames) or None
+        self.rotation = _rotation(self._v)
+        self.has_audio = bool(self._c.streams.audio)
+        self.skipped = 0
+        self._frames = self._decode()
+        first = next(self._frames, None)
+        if first is None:
+            self.close()
+            raise InputError(f"not a readable video (no decodable frame): {path}", hint="check the file with ffprobe")
+        self._first: np.ndarray | None = first
+        self.size = (first.shape[1], first.shape[0])
+
+    def _decode(self) -> Iterator[np.ndarray]:
+        import av
+
+        packets = self._c.demux(self._v)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as err:  # type: ignore[attr-defined]
+                log.warning("%s: the container is damaged after this point (%s); stopping there", self.path, err)
+                return
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:  # type: ignore[attr-defined]
+                self.skipped += 1
+                continue
+            for f in frames:
+                yield f.to_ndarray(format="bgr24")
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._first is None:
+            raise InputError(f"{self.description} was already read")
+        first, self._first = self._first, None
+        yield Frame(0, first, f"{self.path.stem}_{0:06d}.png", time.perf_counter())
+        for i, img in enumerate(self._frames, start=1):
+            yield Frame(i, img, f"{self.path.stem}_{i:06d}.png", time.perf_counter())
+        if self.skipped:
+            log.warning("%s: skipped %d corrupt packet(s); the other frames were kept", self.path, self.skipped)
+
+    def close(self) -> None:
+        c, self._c = getattr(self, "_c", None), None
+        if c is not None:
+            c.close()
+
+
+class AvVideoSink(Sink):
+    """H.264 video at the source's exact frame rate, into a hidden temporary file renamed on :meth:`close`.
+
+    ``audio_from``: a file whose audio streams are copied (no re-encode) into the output. ``preset``/``crf``: x264
+    speed/quality (``veryfast``/20 by default). Odd frame sizes are encoded 4:4:4 (4:2:0 needs even sizes).
+    """
+
+    def __init__(
+        self, path: Path, rate: float | Fraction, *, audio_from: Path | None = None, rotation: int = 0,
+        preset: str = "veryfast", crf: int = 20, threads: int = 0,
+    ) -> None:  # fmt: skip
+        require("av", extra="video")
+        if path.suffix.lower() not in AV_SUFFIXES:
+            raise InputError(f"cannot write {path.suffix or 'suffix-less'} video {path} with PyAV",
+                             hint=f"use {', '.join(AV_SUFFIXES)}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"cannot write to {path.parent}: {err.strerror}") from err
+        self.path, self.written = path, 0
+        self.rate = Fraction(rate).limit_denominator(1001 * 1000) if rate else Fraction(30)
+        self.audio_from, self.rotation = audio_from, rotation
+        self.preset, self.crf, self.threads = preset, crf, threads
+        self._tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+        self._out: Any = None
+        self._stream: Any = None
+        self._audio_src: Any = None
+        self._audio: dict[int, Any] = {}
+        self._size: tuple[int, int] | None = None
+
+    def _open(self, w: int, h: int) -> None:
+        import av
+
+        try:
+            self._out = av.open(str(self._tmp), "w")
+        except (av.error.FFmpegError, OSError) as err:  # type: ignore[attr-defined]
+            raise InputError(f"cannot write {self.path}: {err}") from err
+        s = self._out.add_stream("libx264", rate=self.rate)
+        s.width, s.height = w, h
+        s.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        s.options = {"preset": self.preset, "crf": str(self.crf)}
+        if self.threads:
+            s.codec_context.thread_count = self.threads
+        s.thread_type = "AUTO"
+        if self.rotation:
+            s.metadata["rotate"] = str(self.rotation)
+        self._stream, self._size = s, (w, h)
+        # Audio streams must exist before the first packet is muxed (the header is written then).
+        if self.audio_from is not None:
+            src = av.open(str(self.audio_from))
+            if src.streams.audio:
+                self._audio_src = src
+                self._audio = {a.index: self._out.add_stream_from_template(a) for a in src.streams.audio}
+            else:
+                src.close()
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        """Encode (H, W, 3) BGR uint8 ``image``."""
+        import av
+
+        h, w = image.shape[:2]
+        if self._out is None:
+            self._open(w, h)
+        elif (w, h) != self._size:
+            raise InputError(f"frame {frame.index} is {w}x{h}, the video is {self._size}")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        vf.pts = self.written
+        vf.time_base = 1 / self.rate
+        for packet in self._stream.encode(vf):
+            self._out.mux(packet)
+        self.written += 1
+
+    def _copy_audio(self, out: Any) -> int:
+        src, self._audio_src = self._audio_src, None
+        if src is None:
+            return 0
+        copied = 0
+        try:
+            for packet in src.demux(*src.streams.audio):
+                if packet.dts is None:
+                    continue
+                packet.stream = self._audio[packet.stream.index]
+                out.mux(packet)
+                copied += 1
+        finally:
+            src.close()
+        return copied
+
+    def close(self) -> None:
+        """Flush the encoder, copy the audio, finalise and rename. Safe to call twice."""
+        if self._out is None:
+            return
+        out, self._out = self._out, None
+        try:
+            for packet in self._stream.encode(None):
+                out.mux(packet)
+            audio = self._copy_audio(out)
+        finally:
+            out.close()
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as err:
+            raise InputError(f"cannot write {self.path}: {err.strerror}") from err
+        log.info("wrote %s (%d frames at %s fps, H.264%s)", self.path, self.written, self.rate,
+                 f", {audio} audio packets copied" if audio else "")
