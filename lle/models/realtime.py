@@ -95,12 +95,18 @@ class RealtimeUNet(nn.Module):
         with torch.no_grad():
             self.head.bias.copy_(torch.tensor([0.0, 3.0]))  # type: ignore[union-attr]  # gain 1, k ~ 0.95
 
-    @staticmethod
-    def analyse(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @classmethod
+    def analyse(cls, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, H, W) -> base ``p`` (N, 3, ceil(H/8), ceil(W/8)) and block std ``s`` (N, 1, same)."""
+        return cls.analyse_half(x[..., ::2, ::2])
+
+    @staticmethod
+    def analyse_half(x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`analyse` from the stride-2 samples ``x[..., ::2, ::2]`` (a frame graph takes them from the uint8
+        frame, a quarter of the bytes of the float frame)."""
         # Edge-replicate 3 rows/columns so partial 4x4 blocks at the bottom/right (and frames under 8 px) pool like
         # full ones; every runtime accepts it (OpenVINO refuses a pooling window larger than a static input).
-        x2 = F.pad(x[..., ::2, ::2], (0, 3, 0, 3), mode="replicate")
+        x2 = F.pad(x2, (0, 3, 0, 3), mode="replicate")
         p = F.avg_pool2d(x2, 4, 4)
         q = F.avg_pool2d(x2 * x2, 4, 4)
         s = torch.sqrt((q - p * p).mean(dim=1, keepdim=True).clamp(min=0.0) + 1e-6)
