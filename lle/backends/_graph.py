@@ -12,7 +12,10 @@ from lle.errors import BackendError
 if TYPE_CHECKING:
     from lle.backends.base import Backend, TensorSpec
 
-__all__ = ["ALPHA", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "check_graph_io", "graph_feeds", "graph_spec", "parse_size_multiple"]
+__all__ = [
+    "ALPHA", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "check_graph_io", "graph_feeds", "graph_spec",
+    "parse_size_multiple",
+]
 
 # Same names as lle.export.onnx_export (not imported: that module belongs to the torch/onnx side).
 INPUT, OUTPUT, STATE, ALPHA, STATE_OUT = "input", "output", "state", "alpha", "state_out"
@@ -55,8 +58,9 @@ def check_graph_io(
 def graph_spec(
     backend: str, artifact: str, inputs: Mapping[str, Shape], outputs: Sequence[str], meta: Mapping[str, str | None]
 ) -> TensorSpec:
-    """The :class:`TensorSpec` of an exported graph from its I/O and ``lle.*`` metadata (``lle.io``,
-    ``lle.size_multiple``).
+    """The :class:`TensorSpec` of an exported graph.
+
+    Read from its I/O and its ``lle.*`` metadata (``lle.io``, ``lle.size_multiple``).
 
     Raises:
         BackendError: unknown ``lle.io`` value, or I/O and metadata that do not fit.

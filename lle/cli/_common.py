@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lle.errors import InputError, LLEError
+from lle.presets import WEIGHTS_DIR
 
 __all__ = [
     "PRESETS",
@@ -32,7 +33,6 @@ R = TypeVar("R")
 
 out_console = Console()
 err_console = Console(stderr=True)
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 PRESETS = ("quality", "realtime")
 
 

@@ -107,9 +107,9 @@ def export(
     dla_core: Annotated[int | None, typer.Option(help="Jetson DLA core (GPU fallback on), -1 for GPU only.")] = None,
     ov_cache_dir: Annotated[Path | None, typer.Option(help="OpenVINO model cache folder for the check run.")] = None,
     io: Annotated[
-        GraphIO | None, typer.Option("--io", help="Graph I/O: uint8 = NHWC BGR frames straight from the decoder, any size "
-                              "(cast, scale, pad, round and clip inside the graph); float32 = NCHW RGB in [0, 1]; "
-                              "auto = uint8 for realtime ONNX/OpenVINO FP32/FP16, else float32.")
+        GraphIO | None, typer.Option("--io", help="Graph I/O: uint8 = NHWC BGR frames straight from the decoder, "
+                              "any size (cast, scale, pad, round and clip inside the graph); float32 = NCHW RGB "
+                              "in [0, 1]; auto = uint8 for realtime ONNX/OpenVINO FP32/FP16, else float32.")
     ] = None,
 ) -> None:
     """Export weights to a deployable artifact and check it against PyTorch (summary table on stdout).

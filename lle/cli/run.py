@@ -34,7 +34,8 @@ class PrecisionChoice(str, Enum):
 @cli_errors
 def run(
     model: Annotated[
-        Path, typer.Argument(help="Model: .safetensors, .onnx, OpenVINO .xml or TensorRT .plan/.engine.",
+        Path, typer.Argument(help="Model: a preset name (realtime, quality: the bundled weights, exported once "
+                             "and cached), .safetensors, .onnx, OpenVINO .xml or TensorRT .plan/.engine.",
                              show_default=False)
     ],
     source: Annotated[
@@ -61,9 +62,11 @@ def run(
 
     File sources are processed completely and in order; live sources (cameras, RTSP/HTTP, GStreamer) drop stale
     frames to keep latency low. Ctrl-C stops cleanly: frames in flight are written and the video is finalised.
-    Outputs are written to a temporary file and renamed when complete. Audio is not copied.
+    Outputs are written to a temporary file and renamed when complete. Video files go through PyAV when it is
+    installed (H.264 out, audio copied, frame rate kept); otherwise OpenCV (MPEG-4, no audio).
 
-    Examples: `lle run realtime.onnx --source clip.mp4 -o bright.mp4 --stats`;
+    Examples: `lle run realtime --source clip.mp4 -o bright.mp4 --stats` (bundled weights);
+    `lle run realtime.onnx --source clip.mp4 -o bright.mp4 --stats`;
     `lle run realtime.xml --backend openvino --source 0 --show`;
     `lle run realtime.plan --source rtsp://cam.local/stream -o night.mp4`.
 

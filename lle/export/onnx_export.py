@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from lle.models.checkpoint import ModelCard
 
 __all__ = [
-    "ALPHA_NAME", "DEFAULT_OPSET", "FLOAT_IO", "INPUT_NAME", "IO_KINDS", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "export_onnx",
-    "graph_feed", "load_reference", "require_float_graph", "onnx_io", "read_onnx_metadata", "reference_path", "run_onnx", "to_onnx",
+    "ALPHA_NAME", "DEFAULT_OPSET", "FLOAT_IO", "INPUT_NAME", "IO_KINDS", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME",
+    "export_onnx", "graph_feed", "load_reference", "onnx_io", "parity_atol", "read_onnx_metadata", "reference_path",
+    "require_float_graph", "run_onnx", "to_onnx",
 ]
 
 log = logging.getLogger(__name__)
@@ -198,8 +199,9 @@ def _rand_inputs(cfg: ExportConfig, mult: int) -> list[np.ndarray]:
 
 
 def require_float_graph(src: Path, step: str) -> None:
-    """Raise when ``src`` is a uint8 frame graph: ``step`` (INT8 calibration, FP16 conversion, TensorRT profiles)
-    works on float32 NCHW graphs only.
+    """Raise when ``src`` is a uint8 frame graph.
+
+    ``step`` (INT8 calibration, FP16 conversion, TensorRT profiles) works on float32 NCHW graphs only.
 
     Raises:
         ExportError: naming the graph and the fix.
@@ -223,8 +225,10 @@ def _first(y: Any) -> Any:
 
 
 def parity_atol(io: str, atol_float: float, *, fp16: bool = False) -> float:
-    """Max abs difference allowed against torch: ``atol_float`` for float graphs; for uint8 frames 1 level
-    (rounding), 4 levels with FP16 weights."""
+    """Max abs difference allowed against torch.
+
+    ``atol_float`` for float graphs; for uint8 frames 1 level (rounding), 4 levels with FP16 weights.
+    """
     if io == "uint8":
         return 4.0 if fp16 else 1.0
     return atol_float
@@ -275,10 +279,9 @@ def to_onnx(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet |
         ParityError: onnxruntime differs from torch by more than ``cfg.atol_fp32``.
     """
     torch = require("torch", extra="onnx")
+    from lle.export.config import resolve_io
     from lle.export.manifest import check_parity, compare, write_manifest
     from lle.models.checkpoint import load_model
-
-    from lle.export.config import resolve_io
     from lle.models.frames import frame_graph
 
     model, card = load_model(Path(src))
@@ -289,7 +292,8 @@ def to_onnx(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet |
     hold = calib.holdout_arrays() if calib is not None and io == "float32" else []
     graph = model if io == "float32" else frame_graph(model).eval()
     with torch.no_grad():
-        ref = {k: [_first(graph(torch.from_numpy(x))).numpy() for x in xs] for k, xs in (("rand", rand), ("hold", hold))}
+        ref = {k: [_first(graph(torch.from_numpy(x))).numpy() for x in xs]
+               for k, xs in (("rand", rand), ("hold", hold))}
     arrays = {f"rand_x_{i}": x for i, x in enumerate(rand)} | {f"rand_y_{i}": y for i, y in enumerate(ref["rand"])}
     arrays |= {f"hold_x_{i}": x for i, x in enumerate(hold)} | {f"hold_y_{i}": y for i, y in enumerate(ref["hold"])}
     np.savez_compressed(reference_path(path), **arrays)

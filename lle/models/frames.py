@@ -79,6 +79,8 @@ class RealtimeFrameGraph(nn.Module):
 
 
 def frame_graph(model: nn.Module) -> nn.Module:
-    """The uint8-frame export form of ``model``: :class:`RealtimeFrameGraph` for the realtime preset, else
-    :class:`FrameGraph`."""
+    """The uint8-frame export form of ``model``.
+
+    :class:`RealtimeFrameGraph` for the realtime preset, else :class:`FrameGraph`.
+    """
     return RealtimeFrameGraph(model) if isinstance(model, RealtimeUNet) else FrameGraph(model)

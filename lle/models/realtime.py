@@ -21,8 +21,9 @@ Design (all full-resolution work is a handful of element-wise passes; the U-Net 
    ``f'(V) = r / (r + (1 - r) V)^2 > 0``, otherwise ``y_c`` is ``d_c`` times a positive factor that does not depend
    on ``x_c``. (b) Along exposure: scaling a pixel and its surroundings by ``t`` scales ``B`` and ``d`` by ``t``, so
    ``y_c = t d_c / (r + (1 - r) t V)``, whose derivative in ``t`` is ``r d_c / (r + (1 - r) t V)^2 >= 0`` (a grey
-   ramp is the special case). (c) The final maximum of two non-decreasing functions is non-decreasing. *No blow-out*: ``f(0) = 0``, ``f(1) = 1``, ``f`` is concave for ``a > 1`` (slope ``a`` in the
-   shadows, ``1/a`` at white), and ``y_c <= f(V) <= 1``, so highlights roll off and nothing clips. *No inverted
+   ramp is the special case). (c) The final maximum of two non-decreasing functions is non-decreasing.
+   *No blow-out*: ``f(0) = 0``, ``f(1) = 1``, ``f`` is concave for ``a > 1`` (slope ``a`` in the shadows, ``1/a`` at
+   white), and ``y_c <= f(V) <= 1``, so highlights roll off and nothing clips. *No inverted
    highlights*: the final ``max`` keeps street lamps at least as bright as they came in, even where ``k`` is small.
    *Noise*: in dark flat regions the U-Net (which sees ``s``) lowers ``k``, so the lift applies to the denoised base.
 
@@ -102,8 +103,10 @@ class RealtimeUNet(nn.Module):
 
     @staticmethod
     def analyse_half(x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`analyse` from the stride-2 samples ``x[..., ::2, ::2]`` (a frame graph takes them from the uint8
-        frame, a quarter of the bytes of the float frame)."""
+        """:meth:`analyse` from the stride-2 samples ``x[..., ::2, ::2]``.
+
+        A frame graph takes them from the uint8 frame: a quarter of the bytes of the float frame.
+        """
         # Edge-replicate 3 rows/columns so partial 4x4 blocks at the bottom/right (and frames under 8 px) pool like
         # full ones; every runtime accepts it (OpenVINO refuses a pooling window larger than a static input).
         x2 = F.pad(x2, (0, 3, 0, 3), mode="replicate")
@@ -151,8 +154,9 @@ class RealtimeUNet(nn.Module):
         return self.render(x, p, self.predict(p, s))
 
     def adapt_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Map older realtime weights onto this model: v1 (3-channel stem, 6-channel gain/curvature head) and
-        transposed-convolution decoders.
+        """Map older realtime weights onto this model.
+
+        Handles v1 (3-channel stem, 6-channel gain/curvature head) and transposed-convolution decoders.
 
         The stem gets a zero weight for the new noise channel; the gain head starts from the mean of the three v1
         log-gain channels; the detail head starts at ``k ~ 0.95``; a 2x2 transposed convolution becomes the 1x1

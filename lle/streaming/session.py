@@ -87,6 +87,8 @@ def run_stream(
 ) -> StreamResult:  # fmt: skip
     """Enhance every frame of ``source`` (see :func:`lle.io.sources.open_source`) with ``model`` into ``output``.
 
+    ``model`` is an artifact or weights file, or a preset name (see :func:`lle.presets.resolve_model`).
+
     ``on_start(source, backend)`` is called once both are open (the CLI prints what runs where).
 
     Raises:
@@ -94,11 +96,13 @@ def run_stream(
         ConfigError / MissingDependencyError / BackendError: backend cannot be used for ``model``.
     """
     from lle.backends.registry import auto_backend, backend_class
+    from lle.presets import resolve_model
 
-    opts = dict(backend_options or {})
-    if backend in {"openvino", "ov"} or (backend == "auto" and Path(model).suffix.lower() == ".xml"):
-        opts.setdefault("hint", "latency")
     with open_source(source) as src:
+        model, backend, preset_opts = resolve_model(model, backend)
+        opts = {**preset_opts, **(backend_options or {})}
+        if backend in {"openvino", "ov"} or (backend == "auto" and Path(model).suffix.lower() == ".xml"):
+            opts.setdefault("hint", "latency")
         name = auto_backend(Path(model)) if backend == "auto" else backend
         be = backend_class(name)(Path(model), device=device, precision=precision, **opts)
         sinks = open_sinks(output, src, show=show)

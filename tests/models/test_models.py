@@ -75,7 +75,8 @@ def test_onnx_export_dynamic_hw_matches_eager(name: str, tmp_path) -> None:
         x = torch.rand(2, 3, *hw)
         feeds = {"input": x.numpy()}
         if "state" in names:
-            feeds |= {"state": np.zeros((2, m.coeff_channels, m.lowres, m.lowres), np.float32), "alpha": np.zeros(1, np.float32)}
+            state = np.zeros((2, m.coeff_channels, m.lowres, m.lowres), np.float32)
+            feeds |= {"state": state, "alpha": np.zeros(1, np.float32)}
         got = sess.run(["output"], feeds)[0]
         with torch.no_grad():
             ref = m(x).numpy()

@@ -1,0 +1,111 @@
+"""Preset names as models: ``lle run realtime --source ...`` runs the bundled weights without an explicit export.
+
+The bundled weights are exported once into a cache folder (``$LLE_CACHE`` or ``~/.cache/lle``), keyed by the
+weights' sha256, the lle version and the graph I/O, so later runs start at once and a weights update re-exports.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from lle.errors import InputError, MissingDependencyError
+
+__all__ = ["PRESETS", "WEIGHTS_DIR", "bundled_weights", "cache_dir", "is_preset_name", "resolve_model"]
+
+log = logging.getLogger(__name__)
+
+PRESETS = ("quality", "realtime")
+"""Preset names (the registry keys of :mod:`lle.models`), listed without importing torch."""
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def is_preset_name(model: str | Path) -> bool:
+    """True when ``model`` names a preset and no file or folder of that name exists."""
+    return str(model) in PRESETS and not Path(model).exists()
+
+
+def bundled_weights(preset: str) -> Path:
+    """The bundled weights of ``preset``.
+
+    Raises:
+        InputError: unknown preset or missing weights file.
+    """
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}", hint=f"valid presets: {', '.join(PRESETS)}")
+    path = WEIGHTS_DIR / f"{preset}.safetensors"
+    if not path.is_file():
+        raise InputError(f"no bundled weights for preset {preset!r} in {WEIGHTS_DIR}", hint="pass a model file")
+    return path
+
+
+def cache_dir() -> Path:
+    """Where exports of bundled weights are kept: ``$LLE_CACHE`` or ``~/.cache/lle``."""
+    return Path(os.environ.get("LLE_CACHE") or Path.home() / ".cache" / "lle")
+
+
+def _have(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def _cached_onnx(preset: str, weights: Path) -> Path:
+    from lle import __version__
+    from lle.export.manifest import sha256_file
+    from lle.export.onnx_export import export_onnx
+    from lle.models.checkpoint import load_model
+
+    io = "uint8" if preset == "realtime" else "float32"
+    key = f"{preset}-{sha256_file(weights)[:16]}-{__version__}-{io}"
+    path = cache_dir() / key / "model.onnx"
+    if path.is_file():
+        return path
+    log.info("first run of preset %s: exporting %s to %s (once)", preset, weights.name, path)
+    model, card = load_model(weights)
+    try:
+        return export_onnx(model, path, card=card, io=io)
+    except OSError as err:
+        raise InputError(f"cannot write the export cache {path.parent}: {err.strerror}",
+                         hint="set LLE_CACHE to a writable folder") from err
+
+
+def resolve_model(model: str | Path, backend: str) -> tuple[Path, str, dict[str, Any]]:
+    """What to run for ``model`` with ``backend``: ``(artifact, backend name, backend options)``.
+
+    A file is returned as it is. A preset name gets its bundled weights: with ``auto``, ``onnxruntime`` or
+    ``openvino`` an ONNX export of them (cached; the realtime preset as a uint8 frame graph), with ``torch`` the
+    weights themselves (the realtime preset on uint8 frames through the same graph). ``auto`` prefers onnxruntime,
+    then OpenVINO, then torch.
+
+    Raises:
+        InputError: unknown preset or missing weights.
+        MissingDependencyError: nothing installed can run or export the weights (names the extra).
+    """
+    if not is_preset_name(model):
+        return Path(model), backend, {}
+    preset = str(model)
+    weights = bundled_weights(preset)
+    torch_opts: dict[str, Any] = {"frames": True} if preset == "realtime" else {}
+    can_export = _have("torch", "onnx")
+    if backend == "torch":
+        return weights, "torch", torch_opts
+    if backend == "auto":
+        for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
+            if can_export and _have(module):
+                return _cached_onnx(preset, weights), name, {}
+        if _have("torch"):
+            return weights, "torch", torch_opts
+        raise MissingDependencyError(
+            f"running preset {preset!r} needs torch (to run or export its weights)",
+            hint="pip install 'lle[onnx]', or export once elsewhere and pass the .onnx/.xml",
+        )
+    if backend in ("onnxruntime", "ort", "openvino", "ov"):
+        if not can_export:
+            raise MissingDependencyError(f"running preset {preset!r} with {backend} needs an ONNX export first",
+                                         hint="pip install 'lle[onnx]', or pass an exported .onnx/.xml")
+        return _cached_onnx(preset, weights), backend, {}
+    raise InputError(f"backend {backend!r} cannot run preset {preset!r} directly",
+                     hint=f"export it first: lle export --preset {preset} ...")
