@@ -1,9 +1,12 @@
-"""End-to-end `lle run` FPS on synthetic 720p/1080p videos, per preset and backend, with per-stage timings.
+"""End-to-end `lle run` FPS of the realtime preset on 1080p and 720p H.264 clips, per backend, beside decode+encode
+alone in the same run, plus the bare model's latency (new weights vs an older export, same runtime, same run).
 
-    python benchmarks/run_fps.py [--frames 48] [--quality-frames 6] [--backends onnxruntime,openvino]
+    python benchmarks/run_fps.py [--frames 90] [--backends onnxruntime,openvino,torch] [--baseline-onnx OLD.onnx]
 
-Weights: the bundled lle/weights/{preset}.safetensors when present, else the tiny test
-models (numbers then say so). Writes benchmarks/results/run_fps.md.
+The clip is a synthetic night street (dark gradient, lit windows, street lamps, sensor noise), encoded with x264.
+Every row runs the real `lle run` pipeline (lle.streaming.run_stream: PyAV decode -> enhance -> x264 encode, temporal
+smoothing on). The "decode + encode only" row runs the same pipeline with a pass-through backend. Writes
+benchmarks/results/run_fps.md (machine, versions, command, date).
 """
 
 from __future__ import annotations
@@ -12,61 +15,112 @@ import argparse
 import datetime as dt
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+SIZES = {"1080p": (1920, 1080), "720p": (1280, 720)}
 
 
-def synthetic_video(path: Path, size: tuple[int, int], n: int, fps: float = 30.0) -> Path:
+def night_clip(path: Path, size: tuple[int, int], n: int, fps: int = 30) -> Path:
+    import av
+
     w, h = size
     r = np.random.default_rng(0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = (30 + 20 * np.sin(xx / 97.0) * np.cos(yy / 61.0))[..., None] * np.array([1.0, 0.9, 0.7], np.float32)
-    writer = cv2.VideoWriter(str(path), cv2.CAP_FFMPEG, cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    base = (12 + 18 * (yy / h) + 10 * np.sin(xx / 157.0)) [..., None] * np.array([0.8, 0.9, 1.1], np.float32)
+    for _ in range(60):  # lit windows
+        x0, y0 = int(r.integers(0, w - 40)), int(r.integers(0, h // 2))
+        base[y0 : y0 + 24, x0 : x0 + 16] = r.uniform(120, 230, 3) * np.array([0.6, 0.8, 1.0])
+    lamps = [(int(r.integers(20, w - 20)), int(r.integers(h // 4, h - 20))) for _ in range(12)]
+    c = av.open(str(path), "w")
+    s = c.add_stream("libx264", rate=fps)
+    s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+    s.options = {"preset": "veryfast", "crf": "20"}
     for i in range(n):
-        f = np.roll(base, 8 * i, axis=1) + r.normal(0, 3, (h, w, 3)).astype(np.float32)
-        writer.write(np.clip(f, 0, 255).astype(np.uint8))
-    writer.release()
+        f = np.roll(base, 3 * i, axis=1) + r.normal(0, 4, (h, w, 3)).astype(np.float32)
+        for x, y in lamps:
+            cv2.circle(f, (x, y), 5, (200, 235, 255), -1)
+        frame = av.VideoFrame.from_ndarray(np.clip(f, 0, 255).astype(np.uint8), format="bgr24")
+        frame.pts = i
+        for p in s.encode(frame):
+            c.mux(p)
+    for p in s.encode(None):
+        c.mux(p)
+    c.close()
     return path
 
 
-def models(tmp: Path) -> tuple[dict[str, dict[str, Path]], str]:
-    from lle.export.onnx_export import export_onnx
-    from lle.models.checkpoint import card_path, load_model
+def passthrough_backend() -> Any:
+    from lle.backends.base import Backend, TensorSpec
 
-    out: dict[str, dict[str, Path]] = {}
-    origin = []
-    for preset in ("quality", "realtime"):
-        src = ROOT / "lle" / "weights" / f"{preset}.safetensors"
-        dst = tmp / f"{preset}.safetensors"
-        if src.is_file():
-            shutil.copy(src, dst)
-            shutil.copy(card_path(src), card_path(dst))
-            origin.append(f"{preset}: {src.relative_to(ROOT)} (bundled trained weights)")
-        else:
-            from conftest import make_tiny_weights
+    class PassThrough(Backend):
+        """Returns the decoded frame: what `lle run` costs without a model."""
 
-            make_tiny_weights(dst, preset)
-            origin.append(f"{preset}: tiny test model (no trained weights found)")
-        model, card = load_model(dst)
-        out[preset] = {"torch": dst, "onnxruntime": export_onnx(model, tmp / f"{preset}.onnx", card=card)}
-        out[preset]["openvino"] = out[preset]["onnxruntime"]
-        out[preset]["arch"] = card.arch  # type: ignore[assignment]
-    return out, "; ".join(origin)
+        name, extra = "passthrough", ""
+
+        def load(self) -> None:
+            return None
+
+        def infer(self, batch: np.ndarray) -> np.ndarray:
+            return batch
+
+        @property
+        def input_spec(self) -> TensorSpec:
+            return TensorSpec(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR")
+
+    return PassThrough(Path("passthrough"))
+
+
+def artifacts(tmp: Path) -> dict[str, tuple[Path, str, dict[str, Any]]]:
+    from lle.export.config import ExportConfig
+    from lle.export.onnx_export import to_onnx
+    from lle.export.openvino_ir import to_ov
+
+    weights = ROOT / "lle" / "weights" / "realtime.safetensors"
+    u8 = to_onnx(weights, tmp / "u8", ExportConfig(io="uint8"), None)
+    f32 = to_onnx(weights, tmp / "f32", ExportConfig(io="float32"), None)
+    xml = to_ov(u8, tmp / "u8", ExportConfig(format="openvino", io="uint8"), None)
+    return {
+        "onnxruntime": (u8, "onnxruntime", {}),
+        "onnxruntime (float32 graph)": (f32, "onnxruntime", {}),
+        "openvino": (xml, "openvino", {}),
+        "torch": (weights, "torch", {"frames": True}),
+    }
+
+
+def bare_latency(path: Path, backend: str, size: tuple[int, int], opts: dict[str, Any], reps: int = 10) -> float:
+    """Median ms of one infer_stateful call on a dark 1080p frame (the input layout the artifact takes)."""
+    from lle.backends.registry import load_backend
+
+    w, h = size
+    rng = np.random.default_rng(0)
+    frame = (rng.random((1, h, w, 3)) * 60).astype(np.uint8)
+    with load_backend(backend, path, **opts) as be:
+        x = frame if be.input_spec.frames else np.ascontiguousarray(
+            frame[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        st = be.zero_state(1)
+        for _ in range(3):
+            be.infer_stateful(x, st, 0.5)
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            be.infer_stateful(x, st, 0.5)
+            ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1000)
 
 
 def versions() -> str:
+    import av
     import onnxruntime
     import openvino
     import torch
@@ -74,59 +128,79 @@ def versions() -> str:
     from lle import __version__
 
     return (f"lle {__version__}, onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__.split('-')[0]}, "
-            f"torch {torch.__version__}, opencv {cv2.__version__}, numpy {np.__version__}, python "
-            f"{platform.python_version()}")
+            f"torch {torch.__version__}, PyAV {av.__version__}, opencv {cv2.__version__}, numpy {np.__version__}, "
+            f"python {platform.python_version()}")
 
 
 def main() -> None:
     from lle.host import cpu_features
+    from lle.streaming import STAGES, StreamRunner, open_sinks
+    from lle.streaming.session import run_stream
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=48, help="frames per realtime clip")
-    ap.add_argument("--quality-frames", type=int, default=6, help="frames per quality clip (slow on CPU)")
-    ap.add_argument("--backends", default="onnxruntime,openvino")
+    ap.add_argument("--frames", type=int, default=90, help="frames per clip")
+    ap.add_argument("--backends", default="onnxruntime,openvino,torch,onnxruntime (float32 graph)")
+    ap.add_argument("--baseline-onnx", type=Path, help="an older realtime ONNX (float32 I/O) for the bare-model row")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "run_fps.md")
     args = ap.parse_args()
-    from lle.streaming import STAGES, run_stream
+    from lle.io.sources import open_source
 
-    backends = args.backends.split(",")
-    rows, stage_rows = [], []
+    rows, stage_rows, bare_rows = [], [], []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        arts, origin = models(tmp)
+        arts = artifacts(tmp)
         for size_name, size in SIZES.items():
-            for preset in ("realtime", "quality"):
-                n = args.frames if preset == "realtime" else args.quality_frames
-                clip = synthetic_video(tmp / f"{preset}_{size_name}.mp4", size, n)
-                for be in backends:
-                    res = run_stream(arts[preset][be], str(clip), tmp / "out.mp4", backend=be, device="cpu")
-                    print(f"{preset} {size_name} {be}: {res.fps:.2f} fps", flush=True)
-                    rows.append(f"| {preset} | {size_name} | {be} | {res.frames} | {res.fps:.2f} |")
-                    st = " | ".join(f"{res.stages[s].mean_ms:.1f}" if s in res.stages else "-" for s in STAGES)
-                    stage_rows.append(f"| {preset} | {size_name} | {be} | {st} |")
+            clip = night_clip(tmp / f"night_{size_name}.mp4", size, args.frames)
+            out = tmp / "out.mp4"
+            with open_source(str(clip)) as src:
+                res = StreamRunner(passthrough_backend(), src, open_sinks(out, src), smoothing=0).run()
+            rows.append(f"| {size_name} | decode + encode only (pass-through) | {res.frames} | {res.fps:.1f} |")
+            print(rows[-1], flush=True)
+            for name in args.backends.split(","):
+                path, backend, opts = arts[name]
+                res = run_stream(path, str(clip), out, backend=backend, device="cpu", backend_options=opts)
+                rows.append(f"| {size_name} | {name} | {res.frames} | {res.fps:.1f} |")
+                st = " | ".join(f"{res.stages[s].mean_ms:.1f}" if s in res.stages else "-" for s in STAGES)
+                stage_rows.append(f"| {size_name} | {name} | {st} |")
+                print(rows[-1], flush=True)
+        for name in args.backends.split(","):
+            path, backend, opts = arts[name]
+            bare_rows.append(f"| new (v2) | {name} | {bare_latency(path, backend, SIZES['1080p'], opts):.1f} |")
+            print(bare_rows[-1], flush=True)
+        if args.baseline_onnx:
+            for backend in ("onnxruntime", "openvino"):
+                ms = bare_latency(args.baseline_onnx, backend, SIZES["1080p"], {})
+                bare_rows.append(f"| baseline `{args.baseline_onnx.name}` | {backend} (float32 graph) | {ms:.1f} |")
+                print(bare_rows[-1], flush=True)
     load = os.getloadavg()
     sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    text = f"""# `lle run` end-to-end FPS (CPU)
+    cmd = " ".join(["python", "benchmarks/run_fps.py", *[a if " " not in a else repr(a) for a in sys.argv[1:]]])
+    text = f"""# `lle run` end-to-end FPS, realtime preset (CPU)
 
 - date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, git {sha.stdout.strip()}
 - machine: {cpu_features()[0]}, {os.cpu_count()} logical cores, load average at the end {load[0]:.1f} / {load[1]:.1f}
-  (numbers are only comparable at a similar load)
+  (compare rows of one run only)
 - versions: {versions()}
-- models: {origin}
-- command: `python benchmarks/run_fps.py --frames {args.frames} --quality-frames {args.quality_frames} \
---backends {args.backends}`
-- pipeline: synthetic mp4v video -> decode -> pre (BGR uint8 -> RGB float NCHW) -> infer (pad, run, crop, clip) ->
-  post (-> BGR uint8) -> mp4v encode, fp32, batch 1, one thread per stage, smoothing on for realtime.
+- model: lle/weights/realtime.safetensors (bundled), fp32, batch 1, temporal smoothing on
+- command: `{cmd}`
+- clip: synthetic night street, {args.frames} frames, x264 `veryfast` crf 20; output x264 `veryfast` crf 20 via PyAV
 
-| preset | size | backend | frames | FPS |
-|---|---|---|---|---|
+| size | backend | frames | FPS end to end |
+|---|---|---|---|
 {chr(10).join(rows)}
 
-Mean milliseconds per frame per stage (stages run concurrently, so FPS is set by the slowest stage plus contention):
+Mean milliseconds per frame per stage (stages run in their own threads, so FPS is set by the slowest stage plus
+contention for the 2 cores; `write` includes the H.264 encode, `capture` the decode):
 
-| preset | size | backend | {' | '.join(STAGES)} |
-|---|---|---|{'---|' * len(STAGES)}
+| size | backend | {' | '.join(STAGES)} |
+|---|---|{'---|' * len(STAGES)}
 {chr(10).join(stage_rows)}
+
+Bare model at 1920x1080, one `infer_stateful` call (median of 10), same run:
+
+| weights | runtime | ms |
+|---|---|---|
+{chr(10).join(bare_rows)}
 """
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

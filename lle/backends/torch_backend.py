@@ -74,7 +74,7 @@ class TorchBackend(Backend):
             self._model = frame_graph(self._model).eval()
             self._mult = 1
         if isinstance(model, RealtimeUNet):
-            self._temporal = self._model if self._frames else TemporalRealtime(self._model).eval()
+            self._temporal = self._model if self._frames else TemporalRealtime(model).eval()
             self._state_shape = (model.coeff_channels, model.lowres, model.lowres)
 
     @property

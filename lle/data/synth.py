@@ -110,7 +110,10 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise ValueError(f"JPEG encoding at quality {quality} failed")
-    return (cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0).copy()
+    dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if dec is None:
+        raise ValueError(f"JPEG decoding at quality {quality} failed")
+    return (dec[..., ::-1].astype(np.float32) / 255.0).copy()
 
 
 def degrade(img: np.ndarray, p: DegradeParams, rng: np.random.Generator, *, quantize: bool = True) -> np.ndarray:

@@ -84,7 +84,7 @@ def export_onnx(
         h, w = (-(-sample_hw[0] // mult) * mult, -(-sample_hw[1] // mult) * mult)
         x = torch.rand(1, 3, h, w, generator=gen)
         dyn = {0: "batch", 2: "height", 3: "width"}
-        if realtime:
+        if isinstance(model, RealtimeUNet):
             # Video graphs carry the coefficient state, so every runtime can smooth it over time.
             model = TemporalRealtime(model).eval()
     args: tuple = (x,)
@@ -150,7 +150,7 @@ def read_onnx_metadata(path: Path) -> dict[str, str]:
 def graph_feed(path: Path) -> Feed:
     """A function (1|N, 3, H, W) image -> input dict for the ONNX graph at ``path``.
 
-    Extra inputs of the realtime video graph get zeros (``state`` (N, 6, L, L), ``alpha`` (1,)): the single-image
+    Extra inputs of the realtime video graph get zeros (``state`` (N, C, L, L), ``alpha`` (1,)): the single-image
     result, which is what parity and calibration are measured on.
     """
     onnx = require("onnx", extra="onnx")
@@ -167,7 +167,7 @@ def graph_feed(path: Path) -> Feed:
         extra[inp.name] = dims
 
     def feed(x: np.ndarray) -> dict[str, np.ndarray]:
-        out = {INPUT_NAME: np.ascontiguousarray(x, dtype=in_dtype)}
+        out: dict[str, np.ndarray] = {INPUT_NAME: np.ascontiguousarray(x, dtype=in_dtype)}
         for name, dims in extra.items():
             shape = [x.shape[0] if (d is None and i == 0) else (d or 1) for i, d in enumerate(dims)]
             out[name] = np.zeros(shape, np.float32)

@@ -83,7 +83,7 @@ def shape_profiles(
     """Min/opt/max shapes for every graph input, H and W rounded up to ``multiple`` (the pipeline pads to it).
 
     ``io`` is :func:`lle.export.onnx_export.onnx_io` output. The image input gets (batch, 3, H, W) for the three
-    sizes; other inputs (the realtime graph's ``state`` (N, 6, L, L) and ``alpha`` (1,)) get their static shape with
+    sizes; other inputs (the realtime graph's ``state`` (N, C, L, L) and ``alpha`` (1,)) get their static shape with
     the batch axis set to ``batch``.
 
     Example:

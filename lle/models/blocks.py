@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 __all__ = ["ConvBlock", "Decoder", "Encoder", "GlobalContext"]
 
@@ -15,7 +19,7 @@ class ConvBlock(nn.Sequential):
     ``padding_mode="replicate"`` keeps a flat input flat up to the border (zero padding makes the border look dark).
     """
 
-    def __init__(self, cin: int, cout: int, padding_mode: str = "zeros") -> None:
+    def __init__(self, cin: int, cout: int, padding_mode: PaddingMode = "zeros") -> None:
         super().__init__(
             nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode),
             nn.LeakyReLU(0.1, inplace=True),
@@ -39,7 +43,7 @@ class GlobalContext(nn.Module):
 class Encoder(nn.Module):
     """U-Net encoder: ``depth`` stride-2 downsamplings; returns the skip features, finest first."""
 
-    def __init__(self, cin: int, widths: list[int], padding_mode: str = "zeros") -> None:
+    def __init__(self, cin: int, widths: list[int], padding_mode: PaddingMode = "zeros") -> None:
         super().__init__()
         pm = padding_mode
         self.stem = ConvBlock(cin, widths[0], pm)
@@ -68,7 +72,7 @@ class Decoder(nn.Module):
     cannot continue past the border, so a flat frame gets border bands).
     """
 
-    def __init__(self, widths: list[int], padding_mode: str = "zeros", upsample: str = "transposed") -> None:
+    def __init__(self, widths: list[int], padding_mode: PaddingMode = "zeros", upsample: str = "transposed") -> None:
         super().__init__()
         rev = widths[::-1]
         if upsample not in ("transposed", "bilinear"):

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lle.models.blocks import Decoder, Encoder
+from lle.models.blocks import Decoder, Encoder, PaddingMode
 from lle.models.registry import register_model
 
 __all__ = ["MAX_LOG_GAIN", "RealtimeUNet", "TemporalRealtime", "tone_curve"]
@@ -47,7 +47,7 @@ __all__ = ["MAX_LOG_GAIN", "RealtimeUNet", "TemporalRealtime", "tone_curve"]
 MAX_LOG_GAIN = 4.5
 """Soft limit of the log gain: the shadow slope of the curve stays within e^+-4.5 (about 90x)."""
 
-_PAD = "replicate"
+_PAD: PaddingMode = "replicate"
 
 
 def tone_curve(x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -54,12 +54,11 @@ def open_sinks(output: Path | None, source: Source, *, show: bool = False) -> li
             from lle.io.av_video import AV_SUFFIXES, AvVideoSink, AvVideoSource, have_av
 
             if have_av() and suffix in AV_SUFFIXES:
-                is_av = isinstance(source, AvVideoSource)
-                sinks.append(AvVideoSink(
-                    output, source.rate if is_av and source.rate else fps,
-                    audio_from=source.path if is_av and source.has_audio else None,
-                    rotation=source.rotation if is_av else 0,
-                ))  # fmt: skip
+                if isinstance(source, AvVideoSource):
+                    sinks.append(AvVideoSink(output, source.rate or fps, rotation=source.rotation,
+                                             audio_from=source.path if source.has_audio else None))
+                else:
+                    sinks.append(AvVideoSink(output, fps))
             else:
                 if source.is_video:
                     log.info("audio tracks (if any) are not copied to %s: OpenCV writes video only "
