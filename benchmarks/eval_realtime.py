@@ -125,7 +125,8 @@ def main() -> None:
     clean_root = args.data / "clean"
     from dataclasses import replace
 
-    data = build_data(replace(cfg.data, pairs=[str(args.data / "sice_pairs")], val_pairs=[], clean=[str(clean_root)]), 0)
+    dcfg = replace(cfg.data, pairs=[str(args.data / "sice_pairs")], val_pairs=[], clean=[str(clean_root)])
+    data = build_data(dcfg, 0)
     pair_rows = {}
     for split, pairs in (("sice_pairs", data.val.get("sice_pairs", [])), ("synthetic", data.val.get("synthetic", []))):
         for k, m in models.items():

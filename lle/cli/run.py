@@ -24,6 +24,15 @@ class BackendChoice(str, Enum):
     trt = "trt"
 
 
+class EncoderPreset(str, Enum):
+    ultrafast = "ultrafast"
+    superfast = "superfast"
+    veryfast = "veryfast"
+    faster = "faster"
+    fast = "fast"
+    medium = "medium"
+
+
 class PrecisionChoice(str, Enum):
     fp32 = "fp32"
     fp16 = "fp16"
@@ -57,6 +66,10 @@ def run(
         float, typer.Option(min=0.0, max=0.99, help="Temporal smoothing of the realtime model (0 = off).")
     ] = 0.85,
     threads: Annotated[int, typer.Option(help="CPU threads for the runtime (0 = its default).")] = 0,
+    encoder_preset: Annotated[
+        EncoderPreset, typer.Option(help="x264 speed preset for video output (PyAV): faster = bigger files, more CPU "
+                                    "left for the model.")
+    ] = EncoderPreset.ultrafast,
 ) -> None:
     """Enhance a stream of frames and write, show or compare the result.
 
@@ -96,6 +109,7 @@ def run(
             model, source, output, backend=backend.value, device=device, show=show,
             precision=precision.value,  # type: ignore[arg-type]
             compare=compare, smoothing=smoothing, backend_options=opts, progress=on_frame, on_start=on_start,
+            encoder_preset=encoder_preset.value,
         )  # fmt: skip
     msg = f"{result.frames} frame(s) in {result.seconds:.1f} s ({result.fps:.1f} fps)"
     if result.dropped:

@@ -131,12 +131,13 @@ class AvVideoSink(Sink):
     """H.264 video at the source's exact frame rate, into a hidden temporary file renamed on :meth:`close`.
 
     ``audio_from``: a file whose audio streams are copied (no re-encode) into the output. ``preset``/``crf``: x264
-    speed/quality (``veryfast``/20 by default). Odd frame sizes are encoded 4:4:4 (4:2:0 needs even sizes).
+    speed/quality (``ultrafast``/20 by default: live video needs the CPU for the model). Odd frame sizes are encoded
+    4:4:4 (4:2:0 needs even sizes).
     """
 
     def __init__(
         self, path: Path, rate: float | Fraction, *, audio_from: Path | None = None, rotation: int = 0,
-        preset: str = "veryfast", crf: int = 20, threads: int = 0,
+        preset: str = "ultrafast", crf: int = 20, threads: int = 0,
     ) -> None:  # fmt: skip
         require("av", extra="video")
         if path.suffix.lower() not in AV_SUFFIXES:

@@ -30,12 +30,16 @@ class NullSink(Sink):
         return None
 
 
-def open_sinks(output: Path | None, source: Source, *, show: bool = False) -> list[Sink]:
+def open_sinks(
+    output: Path | None, source: Source, *, show: bool = False, encoder_preset: str = "ultrafast"
+) -> list[Sink]:
     """Sinks for ``output`` given ``source``.
 
     A video/stream/camera source writes a video file when ``output`` ends in a video suffix (fps of the source;
     30 for live sources that do not report one), else PNG frames into the folder ``output``. Image sources write
     one image file (single image, image suffix) or a folder (names and formats kept). ``None`` writes nothing.
+    With PyAV, video is H.264 at x264 ``encoder_preset`` (``ultrafast`` leaves the CPU to the model: 80 FPS
+    decode+encode at 1080p on 2 cores, against 36 for ``veryfast``).
 
     Raises:
         InputError: unsupported suffix, output that is the source itself.
@@ -56,9 +60,10 @@ def open_sinks(output: Path | None, source: Source, *, show: bool = False) -> li
             if have_av() and suffix in AV_SUFFIXES:
                 if isinstance(source, AvVideoSource):
                     sinks.append(AvVideoSink(output, source.rate or fps, rotation=source.rotation,
-                                             audio_from=source.path if source.has_audio else None))
+                                             audio_from=source.path if source.has_audio else None,
+                                             preset=encoder_preset))
                 else:
-                    sinks.append(AvVideoSink(output, fps))
+                    sinks.append(AvVideoSink(output, fps, preset=encoder_preset))
             else:
                 if source.is_video:
                     log.info("audio tracks (if any) are not copied to %s: OpenCV writes video only "
@@ -81,6 +86,7 @@ def open_sinks(output: Path | None, source: Source, *, show: bool = False) -> li
 def run_stream(
     model: Path, source: str, output: Path | None = None, *, backend: str = "auto", device: str = "auto",
     precision: Precision = "fp32", show: bool = False, compare: bool = False, smoothing: float = 0.85,
+    encoder_preset: str = "ultrafast",
     backend_options: dict[str, Any] | None = None, progress: Callable[[int, int | None, float], None] | None = None,
     on_start: Callable[[Source, Any], None] | None = None,
 ) -> StreamResult:  # fmt: skip
@@ -104,7 +110,7 @@ def run_stream(
             opts.setdefault("hint", "latency")
         name = auto_backend(Path(model)) if backend == "auto" else backend
         be = backend_class(name)(Path(model), device=device, precision=precision, **opts)
-        sinks = open_sinks(output, src, show=show)
+        sinks = open_sinks(output, src, show=show, encoder_preset=encoder_preset)
         with be:
             if on_start is not None:
                 on_start(src, be)
