@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lle.errors import InputError
-from lle.io.image import IMAGE_SUFFIXES, find_images, from_nchw, is_image, read_image, to_nchw, write_image
+from lle.io.image import IMAGE_SUFFIXES, find_images, from_nchw, is_image, read_layers, to_nchw, write_image
 from lle.pipeline import Enhancer
 
 __all__ = ["EnhanceResult", "enhance_files", "plan_outputs"]
@@ -75,12 +75,15 @@ def plan_outputs(inputs: Sequence[Path], output: Path) -> list[tuple[Path, Path]
 def enhance_files(
     plan: Sequence[tuple[Path, Path]], enhancer: Enhancer, progress: Callable[[int, int], None] | None = None
 ) -> list[Path]:
-    """Read, enhance and atomically write each (src, dst); 16-bit PNG/TIFF inputs stay 16-bit."""
+    """Read, enhance and atomically write each (src, dst).
+
+    16-bit PNG/TIFF inputs stay 16-bit, greyscale stays greyscale and alpha is kept unchanged.
+    """
     written = []
     for i, (src, dst) in enumerate(plan):
-        img, depth = read_image(src)
+        img, depth, alpha, grey = read_layers(src)
         out = from_nchw(enhancer(to_nchw(img)))
-        write_image(dst, out, depth=depth if dst.suffix.lower() == src.suffix.lower() else 8)
+        write_image(dst, out, depth=depth if dst.suffix.lower() == src.suffix.lower() else 8, alpha=alpha, grey=grey)
         written.append(dst)
         if progress:
             progress(i + 1, len(plan))

@@ -17,6 +17,7 @@ __all__ = [
     "from_nchw",
     "is_image",
     "read_image",
+    "read_layers",
     "to_nchw",
     "write_image",
 ]
@@ -38,7 +39,7 @@ def find_images(folder: Path) -> list[Path]:
 def read_image(path: Path) -> tuple[np.ndarray, int]:
     """Read an image as (H, W, 3) RGB float32 in [0, 1] and its bit depth (8 or 16).
 
-    EXIF orientation is applied; alpha is dropped; grey images become 3-channel.
+    EXIF orientation is applied; alpha is dropped; grey images become 3-channel (:func:`read_layers` keeps both).
 
     Raises:
         InputError: the file is missing or not a decodable image.
@@ -63,31 +64,67 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
     return rgb.astype(np.float32) / scale, depth
 
 
-def encode_image(img: np.ndarray, suffix: str, depth: int = 8) -> bytes:
-    """Encode (H, W, 3) RGB float in [0, 1] to the bytes of a ``suffix`` file (16-bit only for PNG/TIFF)."""
+def read_layers(path: Path) -> tuple[np.ndarray, int, np.ndarray | None, bool]:
+    """:func:`read_image` plus what it drops: ``(rgb, depth, alpha (H, W) float32 in [0, 1] or None, grey)``.
+
+    ``grey`` is True for single-channel files (their ``rgb`` has three equal channels). Alpha is returned when the
+    file has an alpha channel and no EXIF rotation changed its shape.
+
+    Raises:
+        InputError: the file is missing or not a decodable image.
+    """
+    rgb, depth = read_image(path)
+    raw = cv2.imdecode(np.fromfile(Path(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.shape[:2] != rgb.shape[:2]:
+        return rgb, depth, None, False
+    grey = raw.ndim == 2 or raw.shape[2] == 1
+    alpha = None
+    if raw.ndim == 3 and raw.shape[2] in (2, 4) and raw.dtype in (np.uint8, np.uint16):
+        alpha = raw[..., -1].astype(np.float32) / (65535.0 if raw.dtype == np.uint16 else 255.0)
+        grey = raw.shape[2] == 2
+    return rgb, depth, alpha, grey
+
+
+def encode_image(
+    img: np.ndarray, suffix: str, depth: int = 8, *, alpha: np.ndarray | None = None, grey: bool = False
+) -> bytes:
+    """Encode (H, W, 3) RGB float in [0, 1] to the bytes of a ``suffix`` file (16-bit only for PNG/TIFF).
+
+    ``grey`` writes one luma channel; ``alpha`` ((H, W) in [0, 1]) is appended where the format has alpha
+    (PNG, TIFF, WebP), so greyscale stays greyscale and transparency survives.
+    """
     suffix = suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise InputError(f"cannot write {suffix!r} images", hint=f"use one of {', '.join(sorted(IMAGE_SUFFIXES))}")
     x = np.clip(img, 0.0, 1.0)
+    planes = cv2.cvtColor(x.astype(np.float32), cv2.COLOR_RGB2GRAY)[..., None] if grey else x[..., ::-1]
+    if alpha is not None and suffix in {".png", ".tif", ".tiff", ".webp"}:
+        planes = np.concatenate([np.repeat(planes, 3, axis=2) if grey else planes, alpha[..., None]], axis=2)
     if depth == 16 and suffix in _SIXTEEN_BIT:
-        arr = (x * 65535.0 + 0.5).astype(np.uint16)
+        arr = (planes * 65535.0 + 0.5).astype(np.uint16)
     else:
-        arr = (x * 255.0 + 0.5).astype(np.uint8)
+        arr = (planes * 255.0 + 0.5).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = arr[..., 0]
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in {".jpg", ".jpeg"} else []
-    ok, buf = cv2.imencode(suffix, cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), params)
+    ok, buf = cv2.imencode(suffix, np.ascontiguousarray(arr), params)
     if not ok:
         raise InputError(f"OpenCV could not encode a {suffix} image")
     return buf.tobytes()
 
 
-def write_image(path: Path, img: np.ndarray, depth: int = 8) -> None:
+def write_image(
+    path: Path, img: np.ndarray, depth: int = 8, *, alpha: np.ndarray | None = None, grey: bool = False
+) -> None:
     """Write (H, W, 3) RGB float in [0, 1] to ``path`` atomically (temp file + rename); format from the suffix.
+
+    ``alpha``/``grey`` as in :func:`encode_image`.
 
     Raises:
         InputError: unknown suffix or unwritable destination.
     """
     path = Path(path)
-    data = encode_image(img, path.suffix, depth)
+    data = encode_image(img, path.suffix, depth, alpha=alpha, grey=grey)
     try:
         atomic_write_bytes(path, data)
     except OSError as err:
