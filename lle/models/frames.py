@@ -49,7 +49,7 @@ class FrameGraph(nn.Module):
 class RealtimeFrameGraph(nn.Module):
     """Video form of the realtime preset on uint8 BGR frames.
 
-    ``(input (N,H,W,3) uint8, state (N,2,L,L), alpha (1,)) -> (output (N,H,W,3) uint8, state_out (N,2,L,L))``.
+    ``(input (N,H,W,3) uint8, state (N,5,L,L), alpha (1,)) -> (output (N,H,W,3) uint8, state_out (N,5,L,L))``.
     The full-resolution work stays in BGR order (the curve treats channels alike); only the small base the U-Net
     sees is flipped to RGB, so no full-resolution channel swap is needed.
     """
@@ -70,8 +70,8 @@ class RealtimeFrameGraph(nn.Module):
         c = self.model.predict(p.flip(1), s)
         if state is not None and alpha is not None:
             c = alpha * state + (1.0 - alpha) * c
-        base_k, k, r = self.model.render_maps(x, p, c, base_scale=255.0)
-        d = base_k + k * x
+        base_k, k, r, w = self.model.render_maps(x, p, c, base_scale=255.0, bgr=True)
+        d = base_k + k * x * w
         v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])
         # y = d / (v/255 + r (1 - v/255)) in 0..255 units: one reciprocal on one channel, one multiply on three.
         y = torch.maximum(d * (255.0 / (v + r * (255.0 - v))), x)

@@ -50,7 +50,9 @@ MAX_LOG_GAIN = 4.5
 _PAD: PaddingMode = "replicate"
 
 
-def tone_curve(x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+def tone_curve(
+    x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None = None
+) -> torch.Tensor:
     """Apply the realtime curve at full resolution.
 
     Args:
@@ -58,6 +60,7 @@ def tone_curve(x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.
         base_k: (N, 3, H, W) ``(1 - k) * B``, the weighted smooth base, in [0, 1 - k].
         k: (N, 1, H, W) detail gain in (0, 1].
         r: (N, 1, H, W) inverse shadow gain ``1 / a``, positive.
+        w: (N, 3, 1, 1) white-balance gains in (0, 1] (already folded into ``base_k``), or None for 1.
 
     Returns:
         (N, 3, H, W) in [0, 1], non-decreasing in ``x`` for fixed ``base_k``, ``k`` and ``r``.
@@ -68,7 +71,7 @@ def tone_curve(x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.
         >>> bool((y[..., 1:] >= y[..., :-1]).all()), float(y[0, 0, 0, -1]), round(float(y[0, 0, 0, 1]), 3)
         (True, 1.0, 0.308)
     """
-    d = base_k + k * x
+    d = base_k + (k * x if w is None else k * x * w)
     v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])  # cheaper than ReduceMax in runtimes
     y = d / (v + r * (1.0 - v))
     return torch.maximum(y, x)
@@ -80,7 +83,8 @@ class RealtimeUNet(nn.Module):
     See the module docstring for the curve, its monotonicity proof and its cost.
     """
 
-    coeff_channels = 2
+    coeff_channels = 5
+    """Coefficient map channels: log-gain logit, detail logit, then 3 white-balance logits (spatially constant)."""
 
     def __init__(self, width: int = 16, depth: int = 3, lowres: int = 128) -> None:
         super().__init__()
@@ -91,10 +95,13 @@ class RealtimeUNet(nn.Module):
         self.lowres = lowres
         self.encoder = Encoder(4, widths, padding_mode=_PAD)
         self.decoder = Decoder(widths, padding_mode=_PAD, upsample="bilinear")
-        self.head = nn.Conv2d(widths[0], self.coeff_channels, 3, padding=1, padding_mode=_PAD)
-        nn.init.zeros_(self.head.weight)
+        self.head = nn.Conv2d(widths[0], 2, 3, padding=1, padding_mode=_PAD)
+        self.colour = nn.Conv2d(widths[-1], 3, 1)  # global white balance from the bottleneck's image-wide mean
+        for conv in (self.head, self.colour):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]
         with torch.no_grad():
-            self.head.bias.copy_(torch.tensor([0.0, 3.0]))  # type: ignore[union-attr]  # gain 1, k ~ 0.95
+            self.head.bias[1] = 3.0  # gain 1, k ~ 0.95, white balance 1
 
     @classmethod
     def analyse(cls, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,37 +123,45 @@ class RealtimeUNet(nn.Module):
         return p, s
 
     def predict(self, p: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """Raw coefficients (N, 2, lowres, lowres) from the analysis: log-gain logit, detail logit."""
+        """Raw coefficients (N, 5, lowres, lowres) from the analysis (RGB ``p``); see :attr:`coeff_channels`."""
         size = (self.lowres, self.lowres)
         small = F.interpolate(torch.cat([p, 4.0 * s], dim=1), size=size, mode="bilinear", align_corners=False)
-        return self.head(self.decoder(self.encoder(small)))
+        feats = self.encoder(small)
+        c = self.head(self.decoder(feats))
+        wb = self.colour(feats[-1].mean(dim=(2, 3), keepdim=True)).expand(-1, -1, *c.shape[-2:])
+        return torch.cat([c, wb], dim=1)
 
     def coefficients(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw low-resolution coefficients (N, 2, lowres, lowres) of ``x`` (what the video graph smooths)."""
+        """Raw low-resolution coefficients (N, 5, lowres, lowres) of ``x`` (what the video graph smooths)."""
         return self.predict(*self.analyse(x))
 
     @staticmethod
     def render_maps(
-        x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor, base_scale: float = 1.0
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Full-resolution maps of :func:`tone_curve` from raw ``coeffs`` (N, 2, L, L) and base ``p`` in [0, 1].
+        x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor, base_scale: float = 1.0, bgr: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Full-resolution maps of :func:`tone_curve` from raw ``coeffs`` (N, 5, L, L) and base ``p`` in [0, 1].
 
-        Returns ``(base_k (N, 3, H, W), k (N, 1, H, W), r (N, 1, H, W))`` at ``x``'s size; ``base_k`` is in units of
-        ``base_scale`` (255 for frames in 0..255), scaled at low resolution where it is cheap.
+        Returns ``(base_k (N, 3, H, W), k (N, 1, H, W), r (N, 1, H, W), w (N, 3, 1, 1))`` at ``x``'s size;
+        ``base_k`` is in units of ``base_scale`` (255 for frames in 0..255) with ``w`` folded in, both at low
+        resolution where it is cheap. ``bgr``: ``x`` and ``p`` are in BGR order (``w`` is flipped to match).
         """
-        c = F.interpolate(coeffs, size=p.shape[-2:], mode="bilinear", align_corners=False)
+        c = F.interpolate(coeffs[:, :2], size=p.shape[-2:], mode="bilinear", align_corners=False)
         g = MAX_LOG_GAIN * torch.tanh(c[:, :1] / MAX_LOG_GAIN)
         k = torch.sigmoid(c[:, 1:2])
+        wl = coeffs[:, 2:5].mean(dim=(2, 3), keepdim=True)
+        w = torch.exp(wl - wl.amax(dim=1, keepdim=True))  # brightest channel gain 1: the curve keeps y <= 1
+        if bgr:
+            w = w.flip(1)
         size = x.shape[-2:]
 
         def up(t: torch.Tensor) -> torch.Tensor:  # one resize per map: no full-resolution slicing afterwards
             return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
-        return up(p * (base_scale * (1.0 - k))), up(k), up(torch.exp(-g))
+        return up(p * (base_scale * (1.0 - k)) * w), up(k), up(torch.exp(-g)), w
 
     @classmethod
     def render(cls, x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
-        """Apply raw ``coeffs`` (N, 2, L, L) to ``x`` (N, 3, H, W) with base ``p`` from :meth:`analyse`."""
+        """Apply raw ``coeffs`` (N, 5, L, L) to ``x`` (N, 3, H, W) with base ``p`` from :meth:`analyse`."""
         return tone_curve(x, *cls.render_maps(x, p, coeffs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,6 +179,8 @@ class RealtimeUNet(nn.Module):
         """
         own = self.state_dict()
         out = dict(state)
+        for name in ("colour.weight", "colour.bias"):  # no white balance before v2 run 3: start neutral
+            out.setdefault(name, torch.zeros_like(own[name]))
         for i in range(len(self.decoder.ups)):
             old = f"decoder.ups.{i}"
             if f"{old}.weight" in out and f"{old}.1.weight" in own:
@@ -191,7 +208,7 @@ def realtime(width: int = 16, depth: int = 3, lowres: int = 128) -> RealtimeUNet
 class TemporalRealtime(nn.Module):
     """Video form of :class:`RealtimeUNet`: blends this frame's coefficients with the previous frame's.
 
-    ``(input (N,3,H,W), state (N,2,L,L), alpha (1,)) -> (output (N,3,H,W), state_out (N,2,L,L))`` with
+    ``(input (N,3,H,W), state (N,5,L,L), alpha (1,)) -> (output (N,3,H,W), state_out (N,5,L,L))`` with
     ``state_out = alpha * state + (1 - alpha) * coefficients(input)``. ``alpha = 0`` is the single-image model;
     the caller raises alpha on static scenes (less flicker) and resets it to 0 at scene cuts.
     """

@@ -40,7 +40,7 @@ def test_parity_with_torch(preset: str, name: str, module: str, tiny_weights: di
         else:
             assert not be.stateful
             with pytest.raises(BackendError, match="no temporal state"):
-                be.infer_stateful(_frames(1)[0], np.zeros((1, 2, 4, 4), np.float32), 0.5)
+                be.infer_stateful(_frames(1)[0], np.zeros((1, 5, 4, 4), np.float32), 0.5)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

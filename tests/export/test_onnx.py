@@ -51,13 +51,13 @@ def test_onnx_io_is_dynamic_and_video_form_is_kept(exported) -> None:
     r = onnx_io(exported["realtime"][0])
     assert set(r["inputs"]) == {INPUT_NAME, STATE_NAME, ALPHA_NAME}
     assert set(r["outputs"]) == {OUTPUT_NAME, STATE_OUT_NAME}
-    assert r["inputs"][STATE_NAME][1:] == [2, 32, 32]
+    assert r["inputs"][STATE_NAME][1:] == [5, 32, 32]
 
 
 def test_realtime_zero_state_feed_is_single_image(exported) -> None:
     path, _ = exported["realtime"]
     feed = graph_feed(path)(np.zeros((2, 3, 16, 24), np.float32))
-    assert feed[STATE_NAME].shape == (2, 2, 32, 32) and not feed[STATE_NAME].any()
+    assert feed[STATE_NAME].shape == (2, 5, 32, 32) and not feed[STATE_NAME].any()
     assert feed[ALPHA_NAME].shape == (1,)
 
 

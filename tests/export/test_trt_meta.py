@@ -46,7 +46,7 @@ def test_qdq_graph_inputs_match_the_engine_profile(exported, tiny_weights) -> No
 
     p = shape_profiles(onnx_io(exported["realtime"][0]), min_hw=(64, 64), opt_hw=(720, 1280), max_hw=(1088, 1920),
                        batch=1, multiple=4)
-    assert set(p) == {"input", "state", "alpha"} and p["state"][0] == (1, 2, 32, 32)
+    assert set(p) == {"input", "state", "alpha"} and p["state"][0] == (1, 5, 32, 32)
 
 
 def test_trtexec_strongly_typed_and_legacy_dla() -> None:
