@@ -256,10 +256,10 @@ def test_realtime_smoothing_does_not_add_flicker(tiny_weights: dict) -> None:
             res = StreamRunner(be, _ListSource(clip), [sink], smoothing=alpha).run()
         assert res.frames == len(clip) and res.scene_cuts == 0
         ratios[alpha] = flicker_ratio([f.astype(np.float32) for f in clip], sink.images)
-    # The relative metric is gain-invariant; what remains above 1.0 is the local slope of the tone curve
-    # (d log y / d log x of y = a x + b x^2, ~1.016 for the tiny model's b > 0), not temporal instability.
+    # The relative metric is gain-invariant; below 1.0 the detail gain k < 1 removes part of the noise, and the
+    # analysis already averages the noise out of the coefficients, so smoothing can only keep them as steady.
     assert ratios[0.85] <= 1.02
-    assert ratios[0.85] <= ratios[0.0] + 1e-6
+    assert ratios[0.85] <= ratios[0.0] * (1 + 1e-5)
 
 
 class _FakeCap:
