@@ -101,7 +101,7 @@ class RealtimeUNet(nn.Module):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)  # type: ignore[arg-type]
         with torch.no_grad():
-            self.head.bias[1] = 3.0  # gain 1, k ~ 0.95, white balance 1
+            self.head.bias[1] = 3.0  # type: ignore[index]  # gain 1, k ~ 0.95, white balance 1
 
     @classmethod
     def analyse(cls, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
