@@ -58,13 +58,31 @@ def test_int8_without_calib_and_bad_hw_are_one_line_errors(tiny_weights, tmp_pat
     assert res.exit_code == 1 and "no export for format 'onnx-int8' at precision 'fp16'" in res.output
 
 
-def test_no_bundled_weights_is_a_clear_error(tmp_path) -> None:
-    from lle.cli._common import WEIGHTS_DIR
+def test_no_bundled_weights_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    import lle.cli._common
 
-    if (WEIGHTS_DIR / "realtime.safetensors").is_file():
-        return
+    monkeypatch.setattr(lle.cli._common, "WEIGHTS_DIR", tmp_path / "empty")
     res = CliRunner().invoke(_app(), ["export", "--preset", "realtime", "--format", "onnx", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "no bundled weights for preset 'realtime'" in res.output
+
+
+def test_bundled_realtime_exports_to_uint8_onnx_and_openvino_with_parity(tmp_path) -> None:
+    import json
+
+    res = CliRunner().invoke(_app(), ["export", "--preset", "realtime", "--format", "openvino", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    for name in ("model.onnx.json", "model.xml.json"):
+        man = json.loads((tmp_path / name).read_text())
+        assert man["graph_io"] == "uint8" and man["parity"]["passed"] and man["parity"]["max_abs"] <= 1.0
+
+
+def test_bundled_quality_exports_to_float_onnx_with_parity(tmp_path) -> None:
+    import json
+
+    res = CliRunner().invoke(_app(), ["export", "--preset", "quality", "--format", "onnx", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    man = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert man["graph_io"] == "float32" and man["parity"]["passed"] and man["parity"]["max_abs"] <= 1e-4
 
 
 def test_calib_build_from_images(tmp_path) -> None:
