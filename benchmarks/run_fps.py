@@ -141,6 +141,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=90, help="frames per clip")
     ap.add_argument("--backends", default="onnxruntime,openvino,torch,onnxruntime (float32 graph)")
     ap.add_argument("--baseline-onnx", type=Path, help="an older realtime ONNX (float32 I/O) for the bare-model row")
+    ap.add_argument("--thread-configs", default="0/0,2/1,1/1",
+                    help="RUNTIME/CODEC thread counts to try for onnxruntime and openvino (0 = the library's choice)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "run_fps.md")
     args = ap.parse_args()
     from lle.io.sources import open_source
@@ -158,11 +160,17 @@ def main() -> None:
             print(rows[-1], flush=True)
             for name in args.backends.split(","):
                 path, backend, opts = arts[name]
-                res = run_stream(path, str(clip), out, backend=backend, device="cpu", backend_options=opts)
-                rows.append(f"| {size_name} | {name} | {res.frames} | {res.fps:.1f} |")
-                st = " | ".join(f"{res.stages[s].mean_ms:.1f}" if s in res.stages else "-" for s in STAGES)
-                stage_rows.append(f"| {size_name} | {name} | {st} |")
-                print(rows[-1], flush=True)
+                configs = args.thread_configs.split(",") if backend in ("onnxruntime", "openvino") else ["0/0"]
+                for conf in configs:
+                    rt, codec = (int(v) for v in conf.split("/"))
+                    o = {**opts, **({"threads": rt} if rt else {})}
+                    res = run_stream(path, str(clip), out, backend=backend, device="cpu", backend_options=o,
+                                     codec_threads=codec)
+                    label = f"{name}, threads {rt or 'auto'}/{codec or 'auto'}"
+                    rows.append(f"| {size_name} | {label} | {res.frames} | {res.fps:.1f} |")
+                    st = " | ".join(f"{res.stages[s].mean_ms:.1f}" if s in res.stages else "-" for s in STAGES)
+                    stage_rows.append(f"| {size_name} | {label} | {st} |")
+                    print(rows[-1], flush=True)
         for name in args.backends.split(","):
             path, backend, opts = arts[name]
             bare_rows.append(f"| new (v2) | {name} | {bare_latency(path, backend, SIZES['1080p'], opts):.1f} |")
@@ -185,6 +193,8 @@ def main() -> None:
 - command: `{cmd}`
 - clip: synthetic night street, {args.frames} frames, x264 `ultrafast` crf 20; output x264 `ultrafast` crf 20 via
   PyAV (the `lle run` default)
+
+Backend labels end in `threads RUNTIME/CODEC` (runtime intra-op threads / decoder and encoder threads each).
 
 | size | backend | frames | FPS end to end |
 |---|---|---|---|

@@ -70,6 +70,10 @@ def run(
         EncoderPreset, typer.Option(help="x264 speed preset for video output (PyAV): faster = bigger files, more CPU "
                                     "left for the model.")
     ] = EncoderPreset.ultrafast,
+    codec_threads: Annotated[
+        int, typer.Option(min=0, help="Threads for the video decoder and for the encoder each (0 = FFmpeg's choice); "
+                          "on a small CPU, fewer codec threads leave more to the model.")
+    ] = 0,
 ) -> None:
     """Enhance a stream of frames and write, show or compare the result.
 
@@ -109,7 +113,7 @@ def run(
             model, source, output, backend=backend.value, device=device, show=show,
             precision=precision.value,  # type: ignore[arg-type]
             compare=compare, smoothing=smoothing, backend_options=opts, progress=on_frame, on_start=on_start,
-            encoder_preset=encoder_preset.value,
+            encoder_preset=encoder_preset.value, codec_threads=codec_threads,
         )  # fmt: skip
     msg = f"{result.frames} frame(s) in {result.seconds:.1f} s ({result.fps:.1f} fps)"
     if result.dropped:

@@ -217,11 +217,11 @@ def is_live_spec(spec: str) -> bool:
     return spec.strip().isdigit() or "://" in spec or "!" in spec
 
 
-def open_source(spec: str) -> Source:
+def open_source(spec: str, *, codec_threads: int = 0) -> Source:
     """Open a frame source.
 
     ``spec``: camera index ("0"), URL (rtsp://, http(s)://), GStreamer pipeline (contains "!"), glob ("dir/*.png"),
-    folder, image file or video file.
+    folder, image file or video file. ``codec_threads``: decoder threads for video files (0 = FFmpeg's choice).
 
     Raises:
         InputError: missing file, empty folder/glob, unreadable video, camera or stream that cannot be opened.
@@ -256,6 +256,6 @@ def open_source(spec: str) -> Source:
     from lle.io.av_video import AvVideoSource, have_av
 
     if have_av():
-        return AvVideoSource(path)
+        return AvVideoSource(path, threads=codec_threads)
     log.info("PyAV is not installed: decoding %s with OpenCV (pip install 'lle[video]' for PyAV)", path)
     return VideoFileSource(path)

@@ -31,7 +31,8 @@ class NullSink(Sink):
 
 
 def open_sinks(
-    output: Path | None, source: Source, *, show: bool = False, encoder_preset: str = "ultrafast"
+    output: Path | None, source: Source, *, show: bool = False, encoder_preset: str = "ultrafast",
+    codec_threads: int = 0,
 ) -> list[Sink]:
     """Sinks for ``output`` given ``source``.
 
@@ -61,9 +62,9 @@ def open_sinks(
                 if isinstance(source, AvVideoSource):
                     sinks.append(AvVideoSink(output, source.rate or fps, rotation=source.rotation,
                                              audio_from=source.path if source.has_audio else None,
-                                             preset=encoder_preset))
+                                             preset=encoder_preset, threads=codec_threads))
                 else:
-                    sinks.append(AvVideoSink(output, fps, preset=encoder_preset))
+                    sinks.append(AvVideoSink(output, fps, preset=encoder_preset, threads=codec_threads))
             else:
                 if source.is_video:
                     log.info("audio tracks (if any) are not copied to %s: OpenCV writes video only "
@@ -86,7 +87,7 @@ def open_sinks(
 def run_stream(
     model: Path, source: str, output: Path | None = None, *, backend: str = "auto", device: str = "auto",
     precision: Precision = "fp32", show: bool = False, compare: bool = False, smoothing: float = 0.85,
-    encoder_preset: str = "ultrafast",
+    encoder_preset: str = "ultrafast", codec_threads: int = 0,
     backend_options: dict[str, Any] | None = None, progress: Callable[[int, int | None, float], None] | None = None,
     on_start: Callable[[Source, Any], None] | None = None,
 ) -> StreamResult:  # fmt: skip
@@ -103,14 +104,14 @@ def run_stream(
     from lle.backends.registry import auto_backend, backend_class
     from lle.presets import resolve_model
 
-    with open_source(source) as src:
+    with open_source(source, codec_threads=codec_threads) as src:
         model, backend, preset_opts = resolve_model(model, backend)
         opts = {**preset_opts, **(backend_options or {})}
         if backend in {"openvino", "ov"} or (backend == "auto" and Path(model).suffix.lower() == ".xml"):
             opts.setdefault("hint", "latency")
         name = auto_backend(Path(model)) if backend == "auto" else backend
         be = backend_class(name)(Path(model), device=device, precision=precision, **opts)
-        sinks = open_sinks(output, src, show=show, encoder_preset=encoder_preset)
+        sinks = open_sinks(output, src, show=show, encoder_preset=encoder_preset, codec_threads=codec_threads)
         with be:
             if on_start is not None:
                 on_start(src, be)
