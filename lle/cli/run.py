@@ -10,18 +10,7 @@ import typer
 
 from lle.cli._common import cli_errors, err_console, out_console, progress_bar
 
-__all__ = ["BackendChoice", "register"]
-
-
-class BackendChoice(str, Enum):
-    auto = "auto"
-    torch = "torch"
-    onnxruntime = "onnxruntime"
-    ort = "ort"
-    openvino = "openvino"
-    ov = "ov"
-    tensorrt = "tensorrt"
-    trt = "trt"
+__all__ = ["register"]
 
 
 class EncoderPreset(str, Enum):
@@ -54,9 +43,10 @@ def run(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Image, folder or video file (.mp4/.avi/.mkv/.mov).")
     ] = None,
-    backend: Annotated[BackendChoice, typer.Option(help="Inference backend (auto: from the model's file type).")] = (
-        BackendChoice.auto
-    ),
+    backend: Annotated[
+        str, typer.Option(help="Inference backend: auto (from the model's file type), torch, onnxruntime (ort), "
+                          "openvino (ov), tensorrt (trt), or a backend registered under the lle.backends entry points.")
+    ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:i], gpu, npu (backend-specific).")] = "auto",
     precision: Annotated[PrecisionChoice, typer.Option(help="Compute precision.")] = PrecisionChoice.fp32,
     show: Annotated[bool, typer.Option("--show", help="Show the output in a window (needs a GUI OpenCV).")] = False,
@@ -91,7 +81,11 @@ def run(
     "nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1920,height=1080,framerate=30/1 ! nvvidconv !
     video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1"
     """
+    from lle.backends.registry import backend_class
     from lle.streaming import STAGES, run_stream
+
+    if backend != "auto":
+        backend_class(backend)  # an unknown name fails here, listing the valid ones
 
     opts: dict[str, Any] = {"threads": threads} if threads else {}
     with progress_bar("enhancing", 0) as bar:
@@ -110,7 +104,7 @@ def run(
             bar.update(task, completed=done, total=total, info=f"{fps:.1f} fps")
 
         result = run_stream(
-            model, source, output, backend=backend.value, device=device, show=show,
+            model, source, output, backend=backend, device=device, show=show,
             precision=precision.value,  # type: ignore[arg-type]
             compare=compare, smoothing=smoothing, backend_options=opts, progress=on_frame, on_start=on_start,
             encoder_preset=encoder_preset.value, codec_threads=codec_threads,
