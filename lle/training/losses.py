@@ -96,6 +96,8 @@ class LossConfig:
     color: float = 0.1
     exposure: float = 0.2
     gradient: float = 0.1
+    exposure_over_weight: float = 3.0
+    """How much more over-exposure costs than under-exposure in the exposure term."""
 
 
 class CompositeLoss(nn.Module):
@@ -107,10 +109,10 @@ class CompositeLoss(nn.Module):
             "pixel": CharbonnierLoss(),
             "ssim": MSSSIMLoss(),
             "color": ColorAngleLoss(),
-            "exposure": ExposureLoss(),
+            "exposure": ExposureLoss(over_weight=cfg.exposure_over_weight),
             "gradient": GradientLoss(),
         }
-        self.weights = {k: float(getattr(cfg, k)) for k in terms if getattr(cfg, k) > 0}
+        self.weights = {k: float(getattr(cfg, k)) for k in terms if getattr(cfg, k) > 0}  # term weights only
         self.terms = nn.ModuleDict({k: v for k, v in terms.items() if k in self.weights})
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
