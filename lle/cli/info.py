@@ -42,6 +42,9 @@ def info() -> None:
         ver = _version(pkg)
         table.add_row(name, pkg, ver or "[dim]not installed[/dim]", "" if ver else escape(f"pip install 'lle[{name}]'"))
     out_console.print(table)
+    av = _version("av")
+    out_console.print(f"video files: PyAV {av} (H.264 out, audio copied)" if av else
+                      "video files: OpenCV (MPEG-4, no audio); pip install 'lle[video]' for PyAV")
     model, feats = cpu_features()
     out_console.print(f"CPU: {model}, {os.cpu_count()} logical cores; features: {', '.join(feats) or 'none detected'}")
     seen = gpus()
