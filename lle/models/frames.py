@@ -74,7 +74,13 @@ class RealtimeFrameGraph(nn.Module):
         d = base_k + k * x * w
         v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])
         # y = d / (v/255 + r (1 - v/255)) in 0..255 units: one reciprocal on one channel, one multiply on three.
-        y = torch.maximum(d * (255.0 / (v + r * (255.0 - v))), x)
+        inv = 255.0 / (v + r * (255.0 - v))
+        s0 = self.model.desaturation
+        if s0:
+            sig = s0 * torch.relu(1.0 - r)
+            y = torch.maximum(d * ((1.0 - sig) * inv) + sig * v * inv, x)
+        else:
+            y = torch.maximum(d * inv, x)
         return (y + 0.5).to(torch.uint8).permute(0, 2, 3, 1), c
 
 

@@ -14,6 +14,7 @@ Design (all full-resolution work is a handful of element-wise passes; the U-Net 
        d = B + k (x - B)                      # base/detail split: detail (and noise) scaled by k <= 1
        V = max_c d                            # brightest channel
        y = d / (V + r (1 - V))                # Reinhard-style curve on V, colour ratios d_c / V kept
+       y = y + s (f(V) - y),  s = s0 (1 - r)  # strong lifts pull colours towards the brightest channel
        out = max(y, x)                        # never darker than the input
 
    *Monotonic*, for fixed coefficients ``k``, ``r``: (a) in each channel's own input: ``d_c`` rises with ``x_c``
@@ -21,7 +22,9 @@ Design (all full-resolution work is a handful of element-wise passes; the U-Net 
    ``f'(V) = r / (r + (1 - r) V)^2 > 0``, otherwise ``y_c`` is ``d_c`` times a positive factor that does not depend
    on ``x_c``. (b) Along exposure: scaling a pixel and its surroundings by ``t`` scales ``B`` and ``d`` by ``t``, so
    ``y_c = t d_c / (r + (1 - r) t V)``, whose derivative in ``t`` is ``r d_c / (r + (1 - r) t V)^2 >= 0`` (a grey
-   ramp is the special case). (c) The final maximum of two non-decreasing functions is non-decreasing.
+   ramp is the special case); the desaturation step is ``t ((1 - s) d_c + s V) / (r + (1 - r) t V)``, the same form
+   with a positive mix of ``d_c`` and ``V`` in place of ``d_c``. (c) The final maximum of two non-decreasing
+   functions is non-decreasing.
    *No blow-out*: ``f(0) = 0``, ``f(1) = 1``, ``f`` is concave for ``a > 1`` (slope ``a`` in the shadows, ``1/a`` at
    white), and ``y_c <= f(V) <= 1``, so highlights roll off and nothing clips. *No inverted
    highlights*: the final ``max`` keeps street lamps at least as bright as they came in, even where ``k`` is small.
@@ -51,7 +54,8 @@ _PAD: PaddingMode = "replicate"
 
 
 def tone_curve(
-    x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None = None
+    x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None = None,
+    desaturation: float = 0.0,
 ) -> torch.Tensor:
     """Apply the realtime curve at full resolution.
 
@@ -61,6 +65,9 @@ def tone_curve(
         k: (N, 1, H, W) detail gain in (0, 1].
         r: (N, 1, H, W) inverse shadow gain ``1 / a``, positive.
         w: (N, 3, 1, 1) white-balance gains in (0, 1] (already folded into ``base_k``), or None for 1.
+        desaturation: ``s0``: each channel moves a share ``s0 (1 - r)`` towards the brightest one, so strong lifts
+            do not inflate chroma (scaling dark sRGB values keeps their ratios, which looks oversaturated against a
+            real exposure); no change where the gain is 1.
 
     Returns:
         (N, 3, H, W) in [0, 1], non-decreasing in ``x`` for fixed ``base_k``, ``k`` and ``r``.
@@ -73,8 +80,11 @@ def tone_curve(
     """
     d = base_k + (k * x if w is None else k * x * w)
     v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])  # cheaper than ReduceMax in runtimes
-    y = d / (v + r * (1.0 - v))
-    return torch.maximum(y, x)
+    inv = 1.0 / (v + r * (1.0 - v))
+    if desaturation:
+        sig = desaturation * torch.relu(1.0 - r)
+        return torch.maximum(d * ((1.0 - sig) * inv) + sig * v * inv, x)
+    return torch.maximum(d * inv, x)
 
 
 class RealtimeUNet(nn.Module):
@@ -86,8 +96,11 @@ class RealtimeUNet(nn.Module):
     coeff_channels = 5
     """Coefficient map channels: log-gain logit, detail logit, then 3 white-balance logits (spatially constant)."""
 
-    def __init__(self, width: int = 16, depth: int = 3, lowres: int = 128) -> None:
+    def __init__(self, width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= desaturation < 1.0:
+            raise ValueError(f"desaturation={desaturation} must be in [0, 1)")
+        self.desaturation = float(desaturation)
         if lowres % 2**depth:
             raise ValueError(f"lowres={lowres} must be a multiple of 2**depth={2**depth}")
         widths = [width * 2**i for i in range(depth + 1)]
@@ -159,10 +172,9 @@ class RealtimeUNet(nn.Module):
 
         return up(p * (base_scale * (1.0 - k)) * w), up(k), up(torch.exp(-g)), w
 
-    @classmethod
-    def render(cls, x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    def render(self, x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         """Apply raw ``coeffs`` (N, 5, L, L) to ``x`` (N, 3, H, W) with base ``p`` from :meth:`analyse`."""
-        return tone_curve(x, *cls.render_maps(x, p, coeffs))
+        return tone_curve(x, *self.render_maps(x, p, coeffs), desaturation=self.desaturation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p, s = self.analyse(x)
@@ -200,9 +212,9 @@ class RealtimeUNet(nn.Module):
 
 
 @register_model("realtime")
-def realtime(width: int = 16, depth: int = 3, lowres: int = 128) -> RealtimeUNet:
-    """Realtime preset (about 0.5 M parameters at width 16, depth 3)."""
-    return RealtimeUNet(width=width, depth=depth, lowres=lowres)
+def realtime(width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0) -> RealtimeUNet:
+    """Realtime preset (about 0.7 M parameters at width 16, depth 3)."""
+    return RealtimeUNet(width=width, depth=depth, lowres=lowres, desaturation=desaturation)
 
 
 class TemporalRealtime(nn.Module):

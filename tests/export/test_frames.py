@@ -121,3 +121,24 @@ def test_io_auto_resolves_per_preset_and_target() -> None:
     assert resolve_io(ExportConfig(format="tensorrt", precision="fp16"), "realtime") == "float32"
     with pytest.raises(ConfigError, match="--io uint8 is for ONNX/OpenVINO"):
         ExportConfig(format="onnx-int8", precision="int8", io="uint8")
+
+
+def test_frame_graph_with_desaturation_matches_the_float_model() -> None:
+    import torch
+
+    from lle.models.frames import RealtimeFrameGraph
+    from lle.models.realtime import RealtimeUNet
+
+    torch.manual_seed(0)
+    m = RealtimeUNet(width=4, depth=2, lowres=16, desaturation=0.3).eval()
+    with torch.no_grad():
+        for p in (m.head.weight, m.colour.weight):
+            p.normal_(0, 0.2)
+        m.head.bias[0] = 2.0  # a strong lift, where desaturation acts
+    x = torch.from_numpy(_frames(37, 53))
+    with torch.no_grad():
+        y8, _ = RealtimeFrameGraph(m)(x)
+        xf = x.permute(0, 3, 1, 2).float().flip(1) / 255.0
+        yf = m(xf)
+    ref = (yf.clamp(0, 1) * 255 + 0.5).to(torch.uint8).flip(1).permute(0, 2, 3, 1)
+    assert int((y8.int() - ref.int()).abs().max()) <= 1

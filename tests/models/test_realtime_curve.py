@@ -26,7 +26,8 @@ def _ramp(n: int = 256) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_curve_is_monotonic_on_a_ramp_for_random_coefficients(seed: int) -> None:
+@pytest.mark.parametrize("desaturation", [0.0, 0.2, 0.9])
+def test_curve_is_monotonic_on_a_ramp_for_random_coefficients(seed: int, desaturation: float) -> None:
     # An exposure ramp: the pixel and its local base (a blur of the frame) both scale with t; coefficients fixed.
     g = torch.Generator().manual_seed(seed)
     n = 512
@@ -35,7 +36,8 @@ def test_curve_is_monotonic_on_a_ramp_for_random_coefficients(seed: int) -> None
     x = t * colour
     k = torch.rand(8, 1, 1, 1, generator=g).clamp(min=1e-3)
     r = torch.exp(torch.empty(8, 1, 1, 1).uniform_(-4.5, 4.5, generator=g))  # gains e^-4.5 .. e^4.5
-    y = tone_curve(x, t * base * (1 - k), k, r)
+    w = torch.rand(8, 3, 1, 1, generator=g).clamp(min=0.05)
+    y = tone_curve(x, t * base * (1 - k) * w, k, r, w, desaturation=desaturation)
     assert (y[..., 1:] - y[..., :-1] >= -1e-6).all()
     assert y.min() >= 0 and y.max() <= 1 + 1e-6
     assert (y >= x - 1e-6).all()  # never darker than the input
@@ -53,6 +55,17 @@ def test_each_channel_rises_with_its_own_input(seed: int) -> None:
         x[:, c] = _ramp(n)[0, 0]
         y = tone_curve(x, base.expand_as(x), k, r)
         assert (y[:, c, :, 1:] - y[:, c, :, :-1] >= -1e-6).all()
+
+
+def test_desaturation_only_where_the_gain_lifts() -> None:
+    x = torch.tensor([0.20, 0.10, 0.05]).view(1, 3, 1, 1)
+    one = torch.ones(1, 1, 1, 1)
+    same = tone_curve(x, torch.zeros_like(x), one, one, desaturation=0.5)  # gain 1: untouched
+    assert torch.allclose(same, x)
+    plain = tone_curve(x, torch.zeros_like(x), one, one / 8, desaturation=0.0)
+    desat = tone_curve(x, torch.zeros_like(x), one, one / 8, desaturation=0.5)
+    assert float(desat[0, 0]) == pytest.approx(float(plain[0, 0]))  # brightest channel keeps its value
+    assert (desat[0, 1:] > plain[0, 1:]).all()  # the others move towards it: less chroma, never darker
 
 
 def test_curve_rolls_off_instead_of_clipping() -> None:
