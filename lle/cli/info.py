@@ -44,7 +44,7 @@ def info() -> None:
     out_console.print(table)
     av = _version("av")
     out_console.print(f"video files: PyAV {av} (H.264 out, audio copied)" if av else
-                      "video files: OpenCV (MPEG-4, no audio); pip install 'lle[video]' for PyAV")
+                      escape("video files: OpenCV (MPEG-4, no audio); pip install 'lle[video]' for PyAV"))
     model, feats = cpu_features()
     out_console.print(f"CPU: {model}, {os.cpu_count()} logical cores; features: {', '.join(feats) or 'none detected'}")
     seen = gpus()
