@@ -76,7 +76,7 @@ def passthrough_backend() -> Any:
 
         @property
         def input_spec(self) -> TensorSpec:
-            return TensorSpec(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR")
+            return TensorSpec.for_frames()
 
     return PassThrough(Path("passthrough"))
 

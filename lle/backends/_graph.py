@@ -65,18 +65,17 @@ def graph_spec(
     Raises:
         BackendError: unknown ``lle.io`` value, or I/O and metadata that do not fit.
     """
-    from lle.backends.base import FRAME_IO, TensorSpec
+    from lle.backends.base import FLOAT_IO, FRAME_IO, TensorSpec
 
-    io = meta.get("lle.io") or "float32-nchw-rgb"
-    if io not in ("float32-nchw-rgb", FRAME_IO):
+    io = meta.get("lle.io") or FLOAT_IO
+    if io not in (FLOAT_IO, FRAME_IO):
         raise BackendError(f"{backend}: {artifact} has lle.io={io!r}, which this lle does not know",
                            hint="re-export it with this version's `lle export`")
     frames = io == FRAME_IO
     state = check_graph_io(backend, artifact, inputs, outputs, frames=frames)
     mult = parse_size_multiple(backend, artifact, meta.get("lle.size_multiple"))
     if frames:
-        return TensorSpec(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR",
-                          size_multiple=mult, state_shape=state)
+        return TensorSpec.for_frames(size_multiple=mult, state_shape=state)
     return TensorSpec(size_multiple=mult, state_shape=state)
 
 

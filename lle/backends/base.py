@@ -12,10 +12,12 @@ import numpy as np
 
 from lle.errors import BackendError
 
-__all__ = ["FRAME_IO", "Backend", "BackendInfo", "Precision", "TensorSpec"]
+__all__ = ["FLOAT_IO", "FRAME_IO", "Backend", "BackendInfo", "Precision", "TensorSpec"]
 
+FLOAT_IO = "float32-nchw-rgb"
+"""``lle.io`` metadata of graphs that take (N, 3, H, W) float32 RGB in [0, 1] (also assumed when absent)."""
 FRAME_IO = "uint8-nhwc-bgr"
-"""``lle.io`` metadata of graphs that take decoded frames (same value as :data:`lle.models.frames.FRAME_IO`)."""
+"""``lle.io`` metadata of graphs that take and return (N, H, W, 3) uint8 BGR frames as a decoder gives them."""
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
@@ -39,6 +41,12 @@ class TensorSpec:
     max_hw: tuple[int, int] | None = None
     state_shape: tuple[int, ...] | None = None
     """(C, L, L) for video graphs of the realtime preset (extra input ``state`` and ``alpha``), else ``None``."""
+
+    @classmethod
+    def for_frames(cls, *, size_multiple: int = 1, state_shape: tuple[int, ...] | None = None) -> TensorSpec:
+        """The spec of an artifact that takes and returns (N, H, W, 3) uint8 BGR frames (:data:`FRAME_IO`)."""
+        return cls(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR",
+                   size_multiple=size_multiple, state_shape=state_shape)
 
     @property
     def frames(self) -> bool:

@@ -80,8 +80,7 @@ class TorchBackend(Backend):
     @property
     def input_spec(self) -> TensorSpec:
         if self._frames:
-            return TensorSpec(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR",
-                              size_multiple=1, state_shape=self._state_shape)
+            return TensorSpec.for_frames(state_shape=self._state_shape)
         return TensorSpec(size_multiple=self._mult, state_shape=self._state_shape)
 
     def _tensor(self, batch: np.ndarray) -> Any:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from lle.models.checkpoint import ModelCard
 
 __all__ = [
-    "ALPHA_NAME", "DEFAULT_OPSET", "FLOAT_IO", "INPUT_NAME", "IO_KINDS", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME",
+    "ALPHA_NAME", "DEFAULT_OPSET", "INPUT_NAME", "IO_KINDS", "OUTPUT_NAME", "STATE_NAME", "STATE_OUT_NAME",
     "export_onnx", "graph_feed", "load_reference", "onnx_io", "parity_atol", "read_onnx_metadata", "reference_path",
     "require_float_graph", "run_onnx", "to_onnx",
 ]
@@ -30,7 +30,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
-FLOAT_IO = "float32-nchw-rgb"
 IO_KINDS = ("float32", "uint8")
 """``--io`` choices: float32 NCHW RGB tensors, or uint8 NHWC BGR frames (:mod:`lle.models.frames`)."""
 INPUT_NAME, OUTPUT_NAME = "input", "output"
@@ -67,7 +66,8 @@ def export_onnx(
     torch = require("torch", extra="onnx")
     onnx = require("onnx", extra="onnx")
     from lle import __version__
-    from lle.models.frames import FRAME_IO, frame_graph
+    from lle.backends.base import FLOAT_IO, FRAME_IO
+    from lle.models.frames import frame_graph
     from lle.models.realtime import RealtimeUNet, TemporalRealtime
 
     if io not in IO_KINDS:

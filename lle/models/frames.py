@@ -1,7 +1,8 @@
 """Export wrappers that take frames as a decoder gives them: (N, H, W, 3) uint8 BGR in, the same out.
 
 Cast, layout, channel order, scaling, padding to the size multiple, rounding and clipping all live inside the graph,
-so a runtime gets the decoded frame's memory as it is and the encoder gets the result as it is.
+so a runtime gets the decoded frame's memory as it is and the encoder gets the result as it is. Exports of these
+graphs carry ``lle.io`` = :data:`lle.backends.base.FRAME_IO`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from torch import nn
 
 from lle.models.realtime import RealtimeUNet
 
-__all__ = ["FRAME_IO", "FrameGraph", "RealtimeFrameGraph", "frame_graph", "to_frames", "from_frames"]
-
-FRAME_IO = "uint8-nhwc-bgr"
-"""Value of the ``lle.io`` metadata of graphs built here (float graphs carry ``float32-nchw-rgb``)."""
+__all__ = ["FrameGraph", "RealtimeFrameGraph", "frame_graph", "from_frames", "to_frames"]
 
 
 def from_frames(frames: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ class Invert(Backend):
 
     @property
     def input_spec(self) -> TensorSpec:
-        return TensorSpec(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR")
+        return TensorSpec.for_frames()
 
 
 def test_entry_point_backend_runs_by_name(tmp_path: Path, monkeypatch) -> None:
