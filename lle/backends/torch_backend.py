@@ -98,12 +98,9 @@ class TorchBackend(Backend):
 
         self.check_input(batch)
         with torch.inference_mode():
-            if self._temporal is not None and self._frames:
-                n, (c, h, w) = batch.shape[0], self._state_shape or (0, 0, 0)
-                y = self._model(self._tensor(batch), torch.zeros(n, c, h, w, device=self.device),
-                                torch.zeros(1, device=self.device))[0]
-            else:
-                y = self._model(self._tensor(batch))
+            y = self._model(self._tensor(batch))
+            if isinstance(y, tuple):  # the realtime frame graph also returns its coefficient state
+                y = y[0]
         return np.ascontiguousarray(y.cpu().numpy() if self._frames else y.float().cpu().numpy())
 
     def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

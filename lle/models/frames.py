@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lle.models.realtime import RealtimeUNet
+from lle.models.realtime import RealtimeUNet, tone_curve
 
 __all__ = ["FrameGraph", "RealtimeFrameGraph", "frame_graph", "from_frames", "to_frames"]
 
@@ -69,16 +69,7 @@ class RealtimeFrameGraph(nn.Module):
         if state is not None and alpha is not None:
             c = alpha * state + (1.0 - alpha) * c
         base_k, k, r, w = self.model.render_maps(x, p, c, base_scale=255.0, bgr=True)
-        d = base_k + k * x * w
-        v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])
-        # y = d / (v/255 + r (1 - v/255)) in 0..255 units: one reciprocal on one channel, one multiply on three.
-        inv = 255.0 / (v + r * (255.0 - v))
-        s0 = self.model.desaturation
-        if s0:
-            sig = s0 * torch.relu(1.0 - r)
-            y = torch.maximum(d * ((1.0 - sig) * inv) + sig * v * inv, x)
-        else:
-            y = torch.maximum(d * inv, x)
+        y = tone_curve(x, base_k, k, r, w, desaturation=self.model.desaturation, white=255.0)
         return (y + 0.5).to(torch.uint8).permute(0, 2, 3, 1), c
 
 

@@ -55,22 +55,24 @@ _PAD: PaddingMode = "replicate"
 
 def tone_curve(
     x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None = None,
-    desaturation: float = 0.0,
+    desaturation: float = 0.0, white: float = 1.0,
 ) -> torch.Tensor:
     """Apply the realtime curve at full resolution.
 
     Args:
-        x: (N, 3, H, W) input in [0, 1].
-        base_k: (N, 3, H, W) ``(1 - k) * B``, the weighted smooth base, in [0, 1 - k].
+        x: (N, 3, H, W) input in [0, ``white``].
+        base_k: (N, 3, H, W) ``(1 - k) * B``, the weighted smooth base, in [0, ``white`` (1 - k)].
         k: (N, 1, H, W) detail gain in (0, 1].
         r: (N, 1, H, W) inverse shadow gain ``1 / a``, positive.
         w: (N, 3, 1, 1) white-balance gains in (0, 1] (already folded into ``base_k``), or None for 1.
         desaturation: ``s0``: each channel moves a share ``s0 (1 - r)`` towards the brightest one, so strong lifts
             do not inflate chroma (scaling dark sRGB values keeps their ratios, which looks oversaturated against a
             real exposure); no change where the gain is 1.
+        white: the value of white in ``x`` and ``base_k`` (255 for a frame graph working in 0..255, so no
+            full-resolution rescaling pass is needed).
 
     Returns:
-        (N, 3, H, W) in [0, 1], non-decreasing in ``x`` for fixed ``base_k``, ``k`` and ``r``.
+        (N, 3, H, W) in [0, ``white``], non-decreasing in ``x`` for fixed ``base_k``, ``k`` and ``r``.
 
     Example:
         >>> x = torch.linspace(0, 1, 11).view(1, 1, 1, 11).expand(1, 3, 1, 11)
@@ -80,7 +82,7 @@ def tone_curve(
     """
     d = base_k + (k * x if w is None else k * x * w)
     v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])  # cheaper than ReduceMax in runtimes
-    inv = 1.0 / (v + r * (1.0 - v))
+    inv = white / (v + r * (white - v))  # one reciprocal on one channel, then one multiply on three
     if desaturation:
         sig = desaturation * torch.relu(1.0 - r)
         return torch.maximum(d * ((1.0 - sig) * inv) + sig * v * inv, x)
