@@ -29,8 +29,8 @@ def is_preset_name(model: str | Path) -> bool:
     return str(model) in PRESETS and not Path(model).exists()
 
 
-def bundled_weights(preset: str) -> Path:
-    """The bundled weights of ``preset``.
+def bundled_weights(preset: str, *, hint: str = "pass a model file") -> Path:
+    """The bundled weights of ``preset``; ``hint`` is the fix shown when they are missing.
 
     Raises:
         InputError: unknown preset or missing weights file.
@@ -39,7 +39,7 @@ def bundled_weights(preset: str) -> Path:
         raise InputError(f"unknown preset {preset!r}", hint=f"valid presets: {', '.join(PRESETS)}")
     path = WEIGHTS_DIR / f"{preset}.safetensors"
     if not path.is_file():
-        raise InputError(f"no bundled weights for preset {preset!r} in {WEIGHTS_DIR}", hint="pass a model file")
+        raise InputError(f"no bundled weights for preset {preset!r} in {WEIGHTS_DIR}", hint=hint)
     return path
 
 

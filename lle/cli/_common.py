@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lle.errors import InputError, LLEError
-from lle.presets import WEIGHTS_DIR
+from lle.presets import WEIGHTS_DIR, bundled_weights
 
 __all__ = [
     "PRESETS",
@@ -46,10 +46,7 @@ def default_weights(preset: str, weights: Path | None) -> Path:
         if not weights.is_file():
             raise InputError(f"weights file not found: {weights}")
         return weights
-    path = WEIGHTS_DIR / f"{preset}.safetensors"
-    if not path.is_file():
-        raise InputError(f"no bundled weights for preset {preset!r} in {WEIGHTS_DIR}", hint="pass --weights PATH")
-    return path
+    return bundled_weights(preset, hint="pass --weights PATH")
 
 
 @contextmanager

@@ -64,7 +64,7 @@ def test_bad_inputs_one_line_error(tiny_weights: dict[str, Path], args: list[str
 
 
 def test_missing_bundled_weights_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("lle.cli._common.WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr("lle.presets.WEIGHTS_DIR", tmp_path)
     res = runner.invoke(app, ["bench", "--preset", "quality"])
     assert res.exit_code == 1 and "no bundled weights" in res.output and "--weights" in res.output
 

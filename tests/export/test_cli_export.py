@@ -59,9 +59,9 @@ def test_int8_without_calib_and_bad_hw_are_one_line_errors(tiny_weights, tmp_pat
 
 
 def test_no_bundled_weights_is_a_clear_error(tmp_path, monkeypatch) -> None:
-    import lle.cli._common
+    import lle.presets
 
-    monkeypatch.setattr(lle.cli._common, "WEIGHTS_DIR", tmp_path / "empty")
+    monkeypatch.setattr(lle.presets, "WEIGHTS_DIR", tmp_path / "empty")
     res = CliRunner().invoke(_app(), ["export", "--preset", "realtime", "--format", "onnx", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "no bundled weights for preset 'realtime'" in res.output
 
