@@ -297,3 +297,44 @@ def test_rtsp_reconnects_with_bounded_backoff(monkeypatch: pytest.MonkeyPatch) -
     assert len(list(src)) == 5
     assert src.reconnects == 1
     assert sleeps == [0.5, 1.0, 0.5, 1.0, 2.0]  # bounded: gives up after 3 attempts
+
+
+# Temporal smoothing does what it says: the alphas reaching the backend, the reset at a cut, the result after it.
+
+
+def _clip() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    dark = [np.clip(30 + rng.normal(0, 3, (24, 40, 3)), 0, 255).astype(np.uint8) for _ in range(5)]
+    bright = [np.clip(160 + rng.normal(0, 3, (24, 40, 3)), 0, 255).astype(np.uint8) for _ in range(4)]
+    return dark + bright
+
+
+def test_alphas_reset_at_the_cut_and_the_frame_after_it_equals_the_single_image_result(tiny_weights) -> None:
+    pytest.importorskip("torch")
+    clip = _clip()
+    seen: list[float] = []
+    with load_backend("torch", tiny_weights["realtime"], frames=True) as be:
+        real = be.infer_stateful
+
+        def spy(batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+            seen.append(alpha)
+            return real(batch, state, alpha)
+
+        be.infer_stateful = spy  # type: ignore[method-assign]
+        sink = _Keep()
+        res = StreamRunner(be, _ListSource(clip), [sink], smoothing=0.8).run()
+        single = [be.infer(f[None])[0] for f in clip]
+    assert res.scene_cuts == 1 and res.frames == len(clip)
+    assert seen == [0.0, 0.8, 0.8, 0.8, 0.8, 0.0, 0.8, 0.8, 0.8]
+    np.testing.assert_array_equal(sink.images[0], single[0])
+    np.testing.assert_array_equal(sink.images[5], single[5])  # right after the cut: no memory of the dark scene
+
+
+def test_smoothing_off_sends_zero_alpha_every_frame(tiny_weights) -> None:
+    pytest.importorskip("torch")
+    seen: list[float] = []
+    with load_backend("torch", tiny_weights["realtime"], frames=True) as be:
+        real = be.infer_stateful
+        be.infer_stateful = lambda b, s, a: (seen.append(a), real(b, s, a))[1]  # type: ignore[method-assign]
+        StreamRunner(be, _ListSource(_clip()), [_Keep()], smoothing=0.0).run()
+    assert seen == [0.0] * 9
