@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lle._lazy import require
-from lle.backends._graph import OUTPUT, STATE_OUT, graph_feeds, graph_spec
+from lle.backends._graph import INPUT, OUTPUT, STATE_OUT, graph_feeds, graph_spec
 from lle.backends.base import Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
@@ -128,7 +128,7 @@ class OpenVinoBackend(Backend):
             for port in model.inputs:
                 name = port.get_any_name()
                 dims = _dims(port.get_partial_shape())
-                shapes[name] = list(key) if name == "input" else [key[0] if d is None else d for d in dims]
+                shapes[name] = list(key) if name == INPUT else [key[0] if d is None else d for d in dims]
             model.reshape(shapes)
             compiled = self._core.compile_model(model, self._ov_device, self._config())
             hit = (compiled, compiled.create_infer_request())
