@@ -5,13 +5,14 @@ Runs single-process or under ``torchrun`` (DDP: gloo on CPU, nccl on CUDA; each 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from lle._atomic import atomic_path
 from lle.config import dump_config, to_dict
 from lle.data.datasets import Pair
 from lle.errors import ConfigError
@@ -122,18 +124,53 @@ def lr_factor(cfg: TrainConfig, step: int, minutes: float) -> float:
     return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _stop_on_sigterm() -> None:
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
     """Make SIGTERM (cluster pre-emption, ``kill``) unwind like Ctrl-C, so ``last.pt`` is saved on the way out."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _EpochSampler(Sampler[int]):
+    """The epoch's seeded permutation of the training set, from position ``skip`` on.
+
+    A resumed run skips the items the interrupted one already consumed in that epoch, so it sees the same batches
+    in the same order as an uninterrupted run (items themselves are seeded by ``(seed, epoch, index)``).
+    """
+
+    def __init__(self, n: int, seed: int, skip: int = 0) -> None:
+        self.order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()[skip:]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Remove CSV log rows of steps after ``step`` (written after the checkpoint a resumed run restarts from)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [r for r in rows if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(keep) != len(rows):
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+            csv.writer(f).writerows(keep)
 
 
 def _tensorboard(out: Path) -> Any:
@@ -209,6 +246,11 @@ def train(
     data = build_data(cfg.data, cfg.seed, progress=say)
     dataset = PairedTrainSet(data, cfg.data, cfg.seed)
     sampler: Any = DistributedSampler(dataset, seed=cfg.seed) if ddp else None
+    if len(dataset) < cfg.batch:
+        raise ConfigError(
+            f"batch={cfg.batch} is larger than the training set ({len(dataset)} items)",
+            hint="lower batch, raise data.real_repeat or add data",
+        )
     say(
         f"training on {len(data.real)} real pairs + {len(data.clean)} clean photos; val sets: "
         + (", ".join(f"{k} ({len(v)})" for k, v in data.val.items()) or "none (best.safetensors is the latest step)")
@@ -231,14 +273,18 @@ def train(
     amp = _amp_dtype(cfg.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
 
-    step, epoch, best, val, elapsed0 = 0, 0, -math.inf, {}, 0.0
+    step, epoch, done_in_epoch, best, val, elapsed0 = 0, 0, 0, -math.inf, {}, 0.0
     if resume:
         st = torch.load(last_path, map_location=device, weights_only=True)
         model.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
         step, epoch, best, elapsed0 = st["step"], st["epoch"], st["best"], st.get("minutes", 0.0)
+        done_in_epoch = int(st.get("batches_in_epoch", 0))
         torch.set_rng_state(st["rng"])
+        if main:  # rows a killed run logged after its last checkpoint would otherwise appear twice
+            for name in ("train.csv", "val.csv"):
+                _drop_rows_after(out / name, step)
         say(f"resumed at step {step} (best val PSNR {best:.2f})")
 
     def save_last() -> None:
@@ -250,13 +296,13 @@ def train(
             "opt": opt.state_dict(),
             "step": step,
             "epoch": epoch,
+            "batches_in_epoch": done_in_epoch,
             "best": best,
             "rng": torch.get_rng_state(),
             "minutes": elapsed0 + (time.time() - t0) / 60,
         }
-        tmp = last_path.with_suffix(".tmp")
-        torch.save(st, tmp)
-        os.replace(tmp, last_path)
+        with atomic_path(last_path) as tmp:
+            torch.save(st, tmp)
 
     def validate() -> None:
         nonlocal best, val
@@ -281,7 +327,8 @@ def train(
 
     t0 = time.time()
     last_ckpt = time.time()
-    _stop_on_sigterm()
+    stack = contextlib.ExitStack()
+    stack.enter_context(_stop_on_sigterm())
     log_f = (out / "train.csv").open("a", newline="") if main else None
     tb = _tensorboard(out) if main else None
     logw = csv.writer(log_f) if log_f else None
@@ -291,14 +338,8 @@ def train(
             dataset.set_epoch(epoch)
             if sampler is not None:
                 sampler.set_epoch(epoch)
-            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-            loader = DataLoader(
-                dataset,
-                batch_size=cfg.batch,
-                sampler=sampler or RandomSampler(dataset, generator=gen),
-                drop_last=True,
-                num_workers=0,
-            )
+            order = sampler or _EpochSampler(len(dataset), cfg.seed * 1000 + epoch, skip=done_in_epoch * cfg.batch)
+            loader = DataLoader(dataset, batch_size=cfg.batch, sampler=order, drop_last=True, num_workers=0)
             for low, ref in loader:
                 net.train()
                 low = low.to(device, non_blocking=True, memory_format=torch.channels_last)
@@ -316,6 +357,7 @@ def train(
                 scaler.step(opt)
                 scaler.update()
                 step += 1
+                done_in_epoch += 1
                 with torch.no_grad():
                     d = min(cfg.optim.ema_decay, (1 + step) / (10 + step))
                     for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
@@ -341,7 +383,9 @@ def train(
                 over = cfg.max_minutes > 0 and elapsed0 + (time.time() - t0) / 60 > cfg.max_minutes
                 if step >= cfg.steps or over:
                     break
-            epoch += 1
+            else:  # the epoch ran to its end (a break keeps the position, so a resumed run continues mid-epoch)
+                epoch += 1
+                done_in_epoch = 0
             if cfg.max_minutes > 0 and elapsed0 + (time.time() - t0) / 60 > cfg.max_minutes:
                 say(f"time budget of {cfg.max_minutes} min reached at step {step}")
                 if step % cfg.val_every:
@@ -349,6 +393,7 @@ def train(
                 break
     finally:
         save_last()
+        stack.close()
         if log_f:
             log_f.close()
         if tb is not None:

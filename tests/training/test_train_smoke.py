@@ -58,7 +58,91 @@ def test_two_steps_then_resume(tiny_data, tmp_path, preset: str, arch: str) -> N
     )
     assert res2.step == 4
     rows = list(csv.reader((out / "val.csv").open()))
-    assert {r[0] for r in rows} == {"2", "4"}
+    sets = sorted(card.metrics["validation"])
+    assert sets and [(r[0], r[1]) for r in rows] == [(step, name) for step in ("2", "4") for name in sets]
+
+
+def _steps(path) -> list[int]:
+    return [int(r[0]) for r in csv.reader(path.open()) if r]
+
+
+def test_resume_continues_exactly_where_an_interrupted_run_stopped(tiny_data, tmp_path) -> None:
+    """Interrupt at step 20 of 40 (mid-epoch), resume: same weights as an uninterrupted run, no logged step twice."""
+    import torch
+
+    root, clean = tiny_data
+
+    def cfg(out):
+        return load_config(
+            TrainConfig,
+            None,
+            [
+                "model.arch={width: 4}",
+                f"data.pairs=[{root}]",
+                f"data.clean=[{clean}]",
+                "data.crop=32",
+                "data.val_fraction=0.5",
+                "data.group_column=null",
+                "batch=2",
+                "steps=40",
+                "val_every=20",
+                "threads=1",
+                "seed=3",
+                f"out_dir={out}",
+            ],
+        )
+
+    ref = train(cfg(tmp_path / "ref"))
+
+    def stop_at_20(step, total, info) -> None:
+        if step == 20:
+            raise KeyboardInterrupt("test")  # what SIGTERM or Ctrl-C raise inside the loop
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg(tmp_path / "cut"), progress=stop_at_20)
+    cut = tmp_path / "cut"
+    st = torch.load(cut / "last.pt", weights_only=True)
+    assert st["step"] == 20
+    assert 0 < st["batches_in_epoch"] or st["epoch"] > 0
+    res = train(cfg(cut), resume=True)
+    assert res.step == 40
+    want = torch.load(ref.last, weights_only=True)
+    got = torch.load(res.last, weights_only=True)
+    for key in ("model", "ema"):
+        for name, tensor in want[key].items():
+            assert torch.equal(got[key][name], tensor), f"{key}.{name} differs after resume"
+    assert _steps(cut / "train.csv") == [20, 40] == _steps(tmp_path / "ref" / "train.csv")
+    n = len(load_card(ref.best).metrics["validation"])
+    assert n and _steps(cut / "val.csv") == [40] * n  # the interruption came before step 20's validation
+    assert _steps(tmp_path / "ref" / "val.csv") == [20] * n + [40] * n
+
+
+def test_resume_drops_log_rows_written_after_the_checkpoint(tiny_data, tmp_path) -> None:
+    """A run killed without a final checkpoint logged steps the resumed run will log again: they are dropped."""
+    import torch
+
+    root, _ = tiny_data
+    out = tmp_path / "run"
+    ov = [
+        "model.arch={width: 4}",
+        f"data.pairs=[{root}]",
+        "data.crop=32",
+        "data.val_fraction=0.5",
+        "data.group_column=null",
+        "batch=2",
+        "steps=20",
+        "val_every=20",
+        "threads=1",
+        f"out_dir={out}",
+    ]
+    first = train(load_config(TrainConfig, None, ov))
+    st = torch.load(first.last, weights_only=True)
+    st["step"] = 10  # as if the last checkpoint were from step 10 and the logs ran on to 20
+    torch.save(st, first.last)
+    train(load_config(TrainConfig, None, ov), resume=True)
+    n = len(load_card(first.best).metrics["validation"])
+    assert _steps(out / "train.csv") == [20]
+    assert _steps(out / "val.csv") == [20] * n
 
 
 def test_no_validation_split_still_trains_and_saves_best(tiny_data, tmp_path) -> None:
@@ -143,4 +227,11 @@ def test_sigterm_saves_a_resumable_checkpoint(tiny_data, tmp_path) -> None:
     import torch
 
     assert proc.returncode != 0
-    assert torch.load(out / "last.pt", weights_only=True)["step"] >= 0
+    step = torch.load(out / "last.pt", weights_only=True)["step"]
+    assert step > 0  # train.csv exists only after step 20 was logged
+    resumed = subprocess.run(
+        [*cmd[:-2], "--set", f"steps={step + 2}", "--set", f"out_dir={out}", "--resume"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == step + 2
