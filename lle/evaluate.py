@@ -121,7 +121,7 @@ def evaluate(
             kept.append(shown)
     for r in results.values():
         for k in ("psnr", "psnr_gt_mean", "ssim", "brightness_error"):
-            setattr(r, k, float(np.mean([row[k] for row in r.per_image])) if r.per_image else float("nan"))
+            setattr(r, k, float(np.mean([float(row[k]) for row in r.per_image])) if r.per_image else float("nan"))
     return EvalReport(dataset, len(pairs), list(results.values())), kept
 
 
