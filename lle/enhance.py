@@ -6,12 +6,19 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lle.errors import InputError
 from lle.io.image import IMAGE_SUFFIXES, find_images, from_nchw, is_image, read_layers, to_nchw, write_image
 from lle.pipeline import Enhancer
 
-__all__ = ["EnhanceResult", "enhance_files", "plan_outputs"]
+if TYPE_CHECKING:
+    from lle.backends.base import Backend
+
+__all__ = ["AUTO_TILE", "EnhanceResult", "enhance_file", "enhance_files", "make_enhancer", "plan_outputs"]
+
+AUTO_TILE = 2048
+"""Images larger than this (px, either side) are enhanced in overlapping tiles of this size when ``tile`` is 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +79,46 @@ def plan_outputs(inputs: Sequence[Path], output: Path) -> list[tuple[Path, Path]
     return plan
 
 
+def make_enhancer(backend: Backend, tile: int = 0) -> Enhancer:
+    """The :class:`Enhancer` ``lle enhance`` runs over a loaded float-I/O ``backend``.
+
+    ``tile`` is the tile size in px (0: tiles of :data:`AUTO_TILE` for larger images), rounded up to the backend's
+    size multiple; tiles overlap by a quarter of their size, at most 64 px.
+
+    Raises:
+        InputError: ``tile`` between 1 and 31.
+    """
+    mult = backend.input_spec.size_multiple
+    if tile and tile < 32:
+        raise InputError(f"--tile {tile} is too small", hint="use 0 (automatic) or at least 32")
+    size = -(-(tile or AUTO_TILE) // mult) * mult
+    return Enhancer(backend.infer, mult, tile=size, overlap=min(64, size // 4))
+
+
+def enhance_file(src: Path, dst: Path, enhancer: Enhancer) -> Path:
+    """Read ``src``, enhance it and write ``dst`` atomically; returns ``dst``.
+
+    16-bit PNG/TIFF inputs stay 16-bit (when ``dst`` keeps the suffix), greyscale stays greyscale and alpha is kept.
+
+    Raises:
+        InputError: ``src`` is not a readable image or ``dst`` cannot be written.
+    """
+    img, depth, alpha, grey = read_layers(src)
+    out = from_nchw(enhancer(to_nchw(img)))
+    write_image(dst, out, depth=depth if dst.suffix.lower() == src.suffix.lower() else 8, alpha=alpha, grey=grey)
+    return dst
+
+
 def enhance_files(
     plan: Sequence[tuple[Path, Path]], enhancer: Enhancer, progress: Callable[[int, int], None] | None = None
 ) -> list[Path]:
-    """Read, enhance and atomically write each (src, dst).
+    """Read, enhance and atomically write each (src, dst) with :func:`enhance_file`.
 
     16-bit PNG/TIFF inputs stay 16-bit, greyscale stays greyscale and alpha is kept unchanged.
     """
     written = []
     for i, (src, dst) in enumerate(plan):
-        img, depth, alpha, grey = read_layers(src)
-        out = from_nchw(enhancer(to_nchw(img)))
-        write_image(dst, out, depth=depth if dst.suffix.lower() == src.suffix.lower() else 8, alpha=alpha, grey=grey)
-        written.append(dst)
+        written.append(enhance_file(src, dst, enhancer))
         if progress:
             progress(i + 1, len(plan))
     return written

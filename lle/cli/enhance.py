@@ -19,9 +19,6 @@ class Preset(str, Enum):
     realtime = "realtime"
 
 
-AUTO_TILE = 2048
-
-
 @cli_errors
 def enhance(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False)],
@@ -43,13 +40,11 @@ def enhance(
 
     Inputs are never overwritten; every output is written to a temporary file and renamed when complete.
     """
-    from lle.enhance import enhance_files, plan_outputs
-    from lle.errors import InputError
+    from lle.enhance import enhance_files, make_enhancer, plan_outputs
 
     plan = plan_outputs(inputs, output)
     w = default_weights(preset.value, weights)
     from lle.backends.torch_backend import TorchBackend
-    from lle.pipeline import Enhancer
 
     if threads > 0:
         import torch
@@ -57,11 +52,7 @@ def enhance(
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     with TorchBackend(w, device=device) as backend:
-        mult = backend.input_spec.size_multiple
-        if tile and tile < 32:
-            raise InputError(f"--tile {tile} is too small", hint="use 0 (automatic) or at least 32")
-        size = -(-(tile or AUTO_TILE) // mult) * mult
-        enhancer = Enhancer(backend.infer, mult, tile=size, overlap=min(64, size // 4))
+        enhancer = make_enhancer(backend, tile)
         with progress_bar("enhancing", len(plan), enabled=len(plan) > 1) as bar:
             written = enhance_files(plan, enhancer, progress=lambda i, n: bar.update(bar.task_ids[0], completed=i))
     dt = time.perf_counter() - t0
