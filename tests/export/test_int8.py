@@ -12,8 +12,10 @@ from lle.errors import ExportError
 from lle.export.manifest import psnr, read_manifest
 
 PRESETS = ("quality", "realtime")
-# Numbers seen on the tiny seeded models (README/report): Q/DQ ~46 dB quality, ~83 dB realtime; NNCF ~72/~89 dB.
-MIN_PSNR = 35.0
+# Floors a few dB under what the tiny seeded models reach on the held-out images: ONNX Q/DQ 46.2 dB quality,
+# 84.2 dB realtime; OpenVINO NNCF 76.4 / 87.7 dB (the NNCF floors are in test_openvino_irs.py).
+QDQ_FLOOR = {"quality": 43.0, "realtime": 80.0}
+NNCF_FLOOR = {"realtime": 84.0}
 
 
 def _workdir(exported, preset: str, tmp_path: Path) -> Path:
@@ -57,7 +59,7 @@ def test_qdq_int8_runs_and_reaches_min_psnr(exported, export_cfg, preset, tmp_pa
     got = psnr(np.concatenate([o.ravel() for o in run_onnx(path, ref["hold_x"])]),
                np.concatenate([r.ravel() for r in ref["hold_y"]]))
     print(f"\n{preset} ONNX Q/DQ INT8 vs FP32 torch on held-out images: {got:.2f} dB")
-    assert got >= MIN_PSNR
+    assert got >= QDQ_FLOOR[preset]
     assert read_manifest(path)["parity"]["psnr_db"] == pytest.approx(min(got, 100.0), abs=1e-6)
 
 
@@ -124,7 +126,7 @@ def test_openvino_int8_reaches_min_psnr_and_keeps_state_in_float(exported, expor
     path = to_ov_int8(src, src.parent, export_cfg, exported["realtime"][1])
     got = read_manifest(path)["parity"]["psnr_db"]
     print(f"\nrealtime OpenVINO NNCF INT8 vs FP32 torch on held-out images: {got:.2f} dB")
-    assert got >= MIN_PSNR
+    assert got >= NNCF_FLOOR["realtime"]
     model = ov.Core().read_model(str(path))
     fq = [op for op in model.get_ops() if op.get_type_name() == "FakeQuantize"]
     assert fq
