@@ -24,6 +24,7 @@ BACKENDS: dict[str, str] = {
     "onnxruntime": "lle.backends.ort_backend:OrtBackend",
     "openvino": "lle.backends.openvino_backend:OpenVinoBackend",
     "tensorrt": "lle.backends.trt_backend:TrtBackend",
+    "triton": "lle.backends.triton_backend:TritonBackend",
 }
 ALIASES = {"ort": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
 # Artifact suffix -> backends that run it, fastest first. For .onnx on this project's reference CPU (2-core x86),
@@ -35,7 +36,10 @@ SUFFIX_BACKENDS: dict[str, tuple[str, ...]] = {
     ".plan": ("tensorrt",),
     ".engine": ("tensorrt",),
 }
-_RUNTIME_MODULE = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+_RUNTIME_MODULE = {
+    "torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
+    "triton": "tritonclient",
+}  # fmt: skip
 
 
 def _all() -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,6 +12,10 @@ from rich.table import Table
 
 from lle.cli._common import cli_errors, default_weights, err_console, out_console, progress_bar
 from lle.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lle.export import ExportResult
+    from lle.export.config import ExportConfig
 
 __all__ = ["CalibMethod", "Format", "Precision", "parse_hw", "register"]
 
@@ -21,6 +25,7 @@ class Format(str, Enum):
     openvino = "openvino"
     onnx_int8 = "onnx-int8"
     tensorrt = "tensorrt"
+    triton = "triton"
 
 
 class Precision(str, Enum):
@@ -111,35 +116,103 @@ def export(
                               "any size (cast, scale, pad, round and clip inside the graph); float32 = NCHW RGB "
                               "in [0, 1]; auto = uint8 for realtime ONNX/OpenVINO FP32/FP16, else float32.")
     ] = None,
+    triton_platform: Annotated[
+        str, typer.Option(help="--format triton: comma-separated serving platforms: python (lle's own backend "
+                          "inside Triton's Python backend), onnxruntime, openvino, tensorrt.")
+    ] = "python",
+    triton_runtime: Annotated[
+        str, typer.Option(help="--format triton, python platform: the lle backend it runs (onnxruntime, openvino).")
+    ] = "onnxruntime",
+    triton_device: Annotated[str, typer.Option(help="--format triton: instance kind, cpu or gpu.")] = "cpu",
+    triton_instances: Annotated[int, typer.Option(min=1, help="--format triton: model instances.")] = 1,
+    triton_ort_tensorrt: Annotated[
+        bool, typer.Option(help="--format triton, onnxruntime on gpu: add the TensorRT execution accelerator.")
+    ] = False,
+    model_name: Annotated[
+        str | None, typer.Option(help="--format triton: model name (default <preset>_<platform>; one platform).")
+    ] = None,
+    artifact: Annotated[
+        list[Path] | None, typer.Option(help="--format triton: serve this exported artifact (with its .json) instead "
+                                        "of exporting; repeat for one TensorRT .plan per GPU architecture.")
+    ] = None,
 ) -> None:
     """Export weights to a deployable artifact and check it against PyTorch (summary table on stdout).
 
     INT8 needs calibration images that look like deployment data (see calibration_data/README.md). Calibration runs
     at the deployment resolution (--opt-hw or the profile's input.opt_hw).
+
+    --format triton writes a Triton Inference Server model repository into -o: one model per --triton-platform
+    (config.pbtxt + 1/<artifact>), the realtime video graph as a sequence model that keeps its state per stream.
     """
-    from lle.export import export_model, resolve_target
-    from lle.export.calibration import CalibrationSet
     from lle.export.config import ExportConfig, load_profile, with_overrides
-    from lle.models.checkpoint import load_card
 
     w = default_weights(preset.value, weights)
     base = load_profile(profile) if profile is not None else ExportConfig()
     fmt_value = fmt.value if fmt is not None else (base.format if profile is not None else None)
     if fmt_value is None:
-        raise ConfigError("no export format given", hint="pass --format onnx|openvino|onnx-int8|tensorrt or --profile")
+        raise ConfigError("no export format given",
+                          hint="pass --format onnx|openvino|onnx-int8|tensorrt|triton or --profile")
     prec = precision.value if precision else ("int8" if fmt_value == "onnx-int8" else
                                               base.precision if profile is not None else "fp32")
-    cfg = with_overrides(
-        base, format=fmt_value, precision=prec, min_psnr=min_psnr,
-        input__min_hw=parse_hw(min_hw, "--min-hw"), input__opt_hw=parse_hw(opt_hw, "--opt-hw"),
-        input__max_hw=parse_hw(max_hw, "--max-hw"),
-        calibration__n=calib_n, calibration__method=calib_method.value if calib_method else None,
-        calibration__hw=parse_hw(calib_hw, "--calib-hw"), calibration__mixed=mixed,
-        tensorrt__workspace_mib=workspace_mib, tensorrt__opt_level=opt_level, tensorrt__dla_core=dla_core,
-        tensorrt__timing_cache=str(timing_cache) if timing_cache else None,
-        openvino__cache_dir=str(ov_cache_dir) if ov_cache_dir else None,
-        io=io.value if io is not None else None,
-    )  # fmt: skip
+    triton = _triton_configs(fmt_value, prec, triton_platform, triton_runtime, triton_device, triton_instances,
+                             triton_ort_tensorrt, model_name, artifact)
+    if triton and artifact:
+        _write_triton(artifact, out, triton[0], model_name)
+        return
+
+    def build(fmt_name: str) -> ExportConfig:
+        return with_overrides(
+            base, format=fmt_name, precision=prec, min_psnr=min_psnr,
+            input__min_hw=parse_hw(min_hw, "--min-hw"), input__opt_hw=parse_hw(opt_hw, "--opt-hw"),
+            input__max_hw=parse_hw(max_hw, "--max-hw"),
+            calibration__n=calib_n, calibration__method=calib_method.value if calib_method else None,
+            calibration__hw=parse_hw(calib_hw, "--calib-hw"), calibration__mixed=mixed,
+            tensorrt__workspace_mib=workspace_mib, tensorrt__opt_level=opt_level, tensorrt__dla_core=dla_core,
+            tensorrt__timing_cache=str(timing_cache) if timing_cache else None,
+            openvino__cache_dir=str(ov_cache_dir) if ov_cache_dir else None,
+            io=io.value if io is not None else None,
+        )  # fmt: skip
+
+    if not triton:
+        _run_export(w, build(fmt_value), out, calib)
+        return
+    import tempfile
+
+    for t in triton:
+        # Exported into a temp folder: every folder in a Triton repository is taken for a model.
+        with tempfile.TemporaryDirectory(prefix="lle-triton-export-") as tmp:
+            result = _run_export(w, build(t.export_format), Path(tmp), calib)
+            _write_triton([result.final], out, t, model_name)
+
+
+def _triton_configs(fmt: str, precision: str, platforms: str, runtime: str, device: str, instances: int,
+                    ort_tensorrt: bool, model_name: str | None, artifact: list[Path] | None) -> list[Any]:
+    """One :class:`~lle.serve.repository.TritonConfig` per ``--triton-platform`` (none unless --format triton).
+
+    Raises:
+        ConfigError: triton-only flags without --format triton, no platform, or one-platform flags with several.
+    """
+    if fmt != "triton":
+        if artifact or model_name:
+            raise ConfigError("--artifact and --model-name are for --format triton", hint="add --format triton")
+        return []
+    from lle.serve.repository import TritonConfig
+
+    names = [p.strip() for p in platforms.split(",") if p.strip()]
+    if not names:
+        raise ConfigError("--triton-platform names no platform", hint="e.g. --triton-platform python,onnxruntime")
+    if (model_name or artifact) and len(names) > 1:
+        raise ConfigError("--model-name and --artifact are for one --triton-platform at a time",
+                          hint="run lle export once per platform")
+    return [TritonConfig(platform=p, runtime=runtime, device=device, instances=instances, ort_tensorrt=ort_tensorrt,
+                         precision=precision) for p in names]
+
+
+def _run_export(w: Path, cfg: ExportConfig, out: Path, calib: Path | None) -> ExportResult:
+    from lle.export import export_model, resolve_target
+    from lle.export.calibration import CalibrationSet
+    from lle.models.checkpoint import load_card
+
     target = resolve_target(cfg.format, cfg.precision)
     needs_calib = cfg.precision == "int8"
     if needs_calib and calib is None:
@@ -163,6 +236,15 @@ def export(
         table.add_row(a.step, escape(a.path.name), _human(a.size_bytes), a.parity, f"{a.seconds:.1f} s")
     out_console.print(table)
     err_console.print(f"wrote {escape(str(result.final))}", highlight=False)
+    return result
+
+
+def _write_triton(artifacts: list[Path], repo: Path, cfg: Any, name: str | None) -> None:
+    from lle.serve.repository import write_model
+
+    folder = write_model(artifacts, repo, cfg, name=name)
+    out_console.print(f"Triton model {escape(folder.name)} ({cfg.platform}) -> {escape(str(folder))}",
+                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:

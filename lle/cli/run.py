@@ -33,8 +33,8 @@ class PrecisionChoice(str, Enum):
 def run(
     model: Annotated[
         Path, typer.Argument(help="Model: a preset name (realtime, quality: the bundled weights, exported once "
-                             "and cached), .safetensors, .onnx, OpenVINO .xml or TensorRT .plan/.engine.",
-                             show_default=False)
+                             "and cached), .safetensors, .onnx, OpenVINO .xml or TensorRT .plan/.engine; with "
+                             "--backend triton, the model's name on the server.", show_default=False)
     ],
     source: Annotated[
         str, typer.Option("--source", "-s", help="Image, folder, glob, video file, camera index, RTSP/HTTP URL or "
@@ -45,8 +45,13 @@ def run(
     ] = None,
     backend: Annotated[
         str, typer.Option(help="Inference backend: auto (from the model's file type), torch, onnxruntime (ort), "
-                          "openvino (ov), tensorrt (trt), or a backend registered under the lle.backends entry points.")
+                          "openvino (ov), tensorrt (trt), triton (a Triton Inference Server: --url), or a backend "
+                          "registered under the lle.backends entry points.")
     ] = "auto",
+    url: Annotated[
+        str | None, typer.Option(help="--backend triton: the server as HOST:PORT (HTTP), http://HOST:PORT or "
+                                 "grpc://HOST:PORT.", show_default=False)
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda[:i], gpu, npu (backend-specific).")] = "auto",
     precision: Annotated[PrecisionChoice, typer.Option(help="Compute precision.")] = PrecisionChoice.fp32,
     show: Annotated[bool, typer.Option("--show", help="Show the output in a window (needs a GUI OpenCV).")] = False,
@@ -75,19 +80,28 @@ def run(
     Examples: `lle run realtime --source clip.mp4 -o bright.mp4 --stats` (bundled weights);
     `lle run realtime.onnx --source clip.mp4 -o bright.mp4 --stats`;
     `lle run realtime.xml --backend openvino --source 0 --show`;
-    `lle run realtime.plan --source rtsp://cam.local/stream -o night.mp4`.
+    `lle run realtime.plan --source rtsp://cam.local/stream -o night.mp4`;
+    `lle run realtime_python --backend triton --url grpc://gpu-box:8001 --source clip.mp4 -o bright.mp4`.
 
     Jetson CSI camera (needs OpenCV with GStreamer, as JetPack ships it), one --source string:
     "nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1920,height=1080,framerate=30/1 ! nvvidconv !
     video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! appsink drop=1"
     """
     from lle.backends.registry import backend_class
+    from lle.errors import ConfigError
     from lle.streaming import STAGES, run_stream
 
     if backend != "auto":
         backend_class(backend)  # an unknown name fails here, listing the valid ones
 
     opts: dict[str, Any] = {"threads": threads} if threads else {}
+    if backend == "triton":
+        if url is None:
+            raise ConfigError("--backend triton needs the server's address", hint="add --url HOST:PORT "
+                              "(HTTP, e.g. 127.0.0.1:8000) or --url grpc://HOST:PORT")
+        opts = {"url": url}
+    elif url is not None:
+        raise ConfigError(f"--url is for --backend triton, not {backend}", hint="add --backend triton or drop --url")
     with progress_bar("enhancing", 0) as bar:
         task = bar.task_ids[0]
 

@@ -102,6 +102,11 @@ class TritonConfig:
     def spec(self) -> PlatformSpec:
         return PLATFORMS[self.platform]
 
+    @property
+    def export_format(self) -> str:
+        """The ``lle export --format`` whose artifact this serves (for python: the runtime's)."""
+        return RUNTIMES[self.runtime] if self.platform == "python" else self.spec.export_format
+
 
 @dataclass(frozen=True, slots=True)
 class ArtifactIO:
