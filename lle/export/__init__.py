@@ -123,7 +123,7 @@ def export_model(
         ExportError / ParityError / MissingDependencyError: from the failing step.
     """
     from lle.config import dump_config
-    from lle.export.manifest import read_manifest
+    from lle.export.manifest import read_manifest, update_manifest
 
     if target not in TARGETS:
         raise ConfigError(f"unknown export target {target!r}", hint=f"valid targets: {', '.join(TARGETS)}")
@@ -139,6 +139,9 @@ def export_model(
         t0 = time.perf_counter()
         src = step(src, out_dir, cfg, calib)
         dt = time.perf_counter() - t0
+        # What the artifact was built for: the deployment profile and its input sizes (TensorRT profile, calibration).
+        update_manifest(src, deployment={"profile": cfg.name, "target": target, "min_hw": list(cfg.input.min_hw),
+                                         "opt_hw": list(cfg.input.opt_hw), "max_hw": list(cfg.input.max_hw)})
         manifest = read_manifest(src)
         log.info("%s: %s in %.1f s", step.__name__, src.name, dt)
         results.append(ArtifactResult(step.__name__, src, int(manifest.get("size_bytes", 0)), dt, manifest))

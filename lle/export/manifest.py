@@ -29,6 +29,7 @@ __all__ = [
     "read_manifest",
     "sha256_file",
     "tool_versions",
+    "update_manifest",
     "write_manifest",
 ]
 
@@ -144,6 +145,17 @@ def write_manifest(artifact: Path, **fields: Any) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
     os.replace(tmp, path)
+    return path
+
+
+def update_manifest(artifact: Path, **fields: Any) -> Path:
+    """Add ``fields`` to ``artifact``'s manifest (written atomically; checksums and the rest kept as they are)."""
+    from lle._atomic import atomic_path
+
+    data = {**read_manifest(artifact), **fields}
+    path = manifest_path(Path(artifact))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
     return path
 
 

@@ -122,3 +122,61 @@ def test_int8_export_records_the_mixed_precision_plan_and_no_mixed_turns_it_off(
     assert res.exit_code == 1 and "does not match the reference" in res.output
     man = json.loads((tmp_path / "plain" / "model.int8.qdq.onnx.json").read_text())
     assert man["mixed_precision"]["float_layers"] == [] and man["qdq"]["float_convs"] == 0
+
+
+def _resolved(folder) -> dict:
+    import yaml
+
+    return yaml.safe_load((folder / "export.resolved.yaml").read_text())
+
+
+def test_cpu_deployment_profiles_export_what_they_say(tiny_weights, tmp_path) -> None:
+    """Both CPU profiles exported with tiny weights: format, precision and input sizes as the profile says."""
+    import json
+    from pathlib import Path
+
+    import pytest
+
+    from lle.export.config import load_profile
+
+    root = Path(__file__).resolve().parents[2]
+    calib = root / "calibration_data" / "images"
+    for name, artifact, extra in (
+        ("x86-onnxruntime", "model.onnx", []),
+        ("x86-openvino-int8", "model.int8.xml", ["--calib", str(calib), "--calib-n", "12", "--calib-hw", "64x96"]),
+    ):
+        if name == "x86-openvino-int8":
+            pytest.importorskip("nncf")
+        prof = load_profile(root / "export" / f"{name}.toml")
+        out = tmp_path / name
+        res = CliRunner().invoke(_app(), ["export", "--weights", str(tiny_weights["realtime"]), "--profile",
+                                          str(root / "export" / f"{name}.toml"), "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        man = json.loads((out / f"{artifact}.json").read_text())
+        fmt = {"onnx": "onnx", "openvino": "openvino"}[prof.format]
+        assert man["format"] == fmt and man["precision"] == prof.precision
+        dep = man["deployment"]
+        assert dep["profile"] == name
+        assert (dep["min_hw"], dep["opt_hw"], dep["max_hw"]) == tuple(
+            list(hw) for hw in (prof.input.min_hw, prof.input.opt_hw, prof.input.max_hw))
+        cfg = _resolved(out)
+        assert cfg["name"] == name and cfg["format"] == prof.format and cfg["precision"] == prof.precision
+        if extra:  # flags override the profile's values, the rest stays the profile's
+            assert prof.calibration.n == 64 and cfg["calibration"]["n"] == 12
+            assert man["calibration"]["n"] == 12 and man["calibration"]["hw"] == [64, 96]
+            assert cfg["openvino"]["preset"] == prof.openvino.preset
+
+
+def test_a_flag_overrides_the_profile_precision(tiny_weights, tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "fp16"
+    res = CliRunner().invoke(_app(), ["export", "--weights", str(tiny_weights["realtime"]), "--profile",
+                                      str(root / "export" / "x86-openvino-int8.toml"), "--precision", "fp16",
+                                      "--opt-hw", "480x640", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    man = json.loads((out / "model.fp16.xml.json").read_text())
+    assert man["precision"] == "fp16" and man["deployment"]["opt_hw"] == [480, 640]
+    assert man["deployment"]["profile"] == "x86-openvino-int8"
