@@ -113,6 +113,21 @@ def bench(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Report file stem (default: bench-<preset>).")] = None,
     plots: Annotated[bool, typer.Option(help="Write PNG plots (needs matplotlib).")] = True,
+    backend: Annotated[
+        str | None, typer.Option(help="triton: benchmark a model served by Triton Inference Server (--url, --model) "
+                                 "at several client concurrencies instead of local backends.", show_default=False)
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="--backend triton: HOST:PORT (HTTP), http://HOST:PORT or grpc://HOST:PORT.",
+                                 show_default=False)
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="--backend triton: the model's name on the server.", show_default=False)
+    ] = None,
+    concurrency: Annotated[
+        str, typer.Option(help="--backend triton: comma-separated numbers of clients, each with one request in "
+                          "flight.")
+    ] = "1,2,4,8",
 ) -> None:
     """Benchmark backends x precisions x sizes, with the accuracy cost of each.
 
@@ -122,6 +137,9 @@ def bench(
     Status per row: ✅ ran and matched FP32 within tolerance, ❎ ran but failed the accuracy check, ❌ could not
     export/load/run (with the reason).
     """
+    if backend is not None or url is not None or model is not None:
+        _bench_triton(backend, url, model, concurrency, sizes, seconds, warmup, out, name)
+        return
     from lle.bench.artifacts import ExportSettings
     from lle.bench.report import render_table, write_reports
     from lle.bench.runner import BenchConfig, run_bench
@@ -161,6 +179,47 @@ def bench(
     folder = out or Path("benchmarks") / "results" / report.host.slug
     stem = name or f"bench-{report.settings['preset']}" + ("-video" if video else "")
     written = write_reports(report, folder, stem=stem, plots=plots)
+    err_console.print(f"wrote {', '.join(p.name for p in written)} to {folder}", highlight=False)
+
+
+def _command() -> str:
+    return " ".join(["lle", *sys.argv[1:]]) if sys.argv and "lle" in Path(sys.argv[0]).name else ""
+
+
+def _bench_triton(backend: str | None, url: str | None, model: str | None, concurrency: str, sizes: str,
+                  seconds: float | None, warmup: int, out: Path | None, name: str | None) -> None:  # fmt: skip
+    from rich.table import Table
+
+    from lle.bench.triton import bench_triton, write_triton_reports
+
+    if backend != "triton":
+        raise InputError(f"--backend {backend!r}: lle bench serves only --backend triton (local backends: --backends)",
+                         hint="lle bench --backend triton --url HOST:PORT --model NAME")
+    if url is None or model is None:
+        raise InputError("--backend triton needs --url and --model", hint="e.g. --url 127.0.0.1:8000 --model "
+                         "realtime_python")
+    try:
+        levels = [int(c) for c in _split(concurrency)]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        raise InputError(f"--concurrency {concurrency!r} is not a list of positive integers", hint="e.g. 1,2,4,8")
+    size = parse_sizes("1280x720" if sizes == DEFAULT_SIZES else sizes)
+    if len(size) != 1:
+        raise InputError("--backend triton measures one frame size", hint="e.g. --sizes 1280x720")
+    with progress_bar("benchmarking", total=len(levels)) as bar:
+        task = bar.task_ids[0]
+        report = bench_triton(model, url, size=size[0], concurrency=levels, seconds=seconds or 5.0, warmup=warmup,
+                              command=_command(), progress=lambda i, n: bar.update(task, completed=i, total=n))
+    table = Table(title=f"{model} at {report.settings['url']} ({report.settings['input']})")
+    for col in ("concurrency", "requests", "frames/s", "p50 ms", "p90 ms", "p99 ms", "errors"):
+        table.add_column(col, justify="right")
+    for r in report.rows:
+        table.add_row(str(r.concurrency), str(r.requests), f"{r.throughput_fps:.1f}",
+                      *("-" if v is None else f"{v:.1f}" for v in (r.p50_ms, r.p90_ms, r.p99_ms)), str(r.errors))
+    out_console.print(table)
+    folder = out or Path("benchmarks") / "results" / report.host.slug
+    written = write_triton_reports(report, folder, stem=name or "bench-triton")
     err_console.print(f"wrote {', '.join(p.name for p in written)} to {folder}", highlight=False)
 
 
