@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -130,29 +131,53 @@ class _SlowBackend(Backend):
 
 
 class _FakeLive(Source):
+    """A camera driven by events, not by sleeps: frame ``i`` is produced only once ``wait(i)`` returns."""
+
     live = True
     description = "fake camera"
 
-    def __init__(self, n: int, interval: float) -> None:
-        self.n, self.interval = n, interval
+    def __init__(self, n: int, wait: Callable[[int], None] = lambda i: None) -> None:
+        self.n, self.wait = n, wait
+        self.finished = threading.Event()
 
     def __iter__(self) -> Iterator[Frame]:
         for i in range(self.n):
-            time.sleep(self.interval)
+            self.wait(i)
             yield Frame(i, frame_content(i % 10), f"f{i:04d}.png")
+        self.finished.set()
 
 
 class _Collect(Sink):
     def __init__(self) -> None:
         self.indices: list[int] = []
+        self.wrote = threading.Condition()
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
-        self.indices.append(frame.index)
+        with self.wrote:
+            self.indices.append(frame.index)
+            self.wrote.notify_all()
+
+    def wait_for(self, count: int) -> None:
+        with self.wrote:
+            assert self.wrote.wait_for(lambda: len(self.indices) >= count, timeout=30), "sink starved"
+
+
+class _GatedBackend(_SlowBackend):
+    """Its first call blocks until ``gate`` is set: the camera keeps producing while inference is busy."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__(0.0)
+        self.gate = gate
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        assert self.gate.wait(timeout=30), "gate never opened"
+        return batch * 2.0
 
 
 def test_live_source_drops_stale_frames() -> None:
     sink = _Collect()
-    res = StreamRunner(_SlowBackend(0.03), _FakeLive(60, 0.002), [sink]).run()
+    cam = _FakeLive(60)
+    res = StreamRunner(_GatedBackend(cam.finished), cam, [sink]).run()  # inference waits for the whole burst
     assert res.dropped > 0
     assert res.frames + res.dropped == 60
     assert sink.indices == sorted(sink.indices) and sink.indices[-1] == 59  # newest frame always delivered
@@ -160,7 +185,8 @@ def test_live_source_drops_stale_frames() -> None:
 
 def test_slow_live_producer_loses_nothing() -> None:
     sink = _Collect()
-    res = StreamRunner(_SlowBackend(0.0), _FakeLive(8, 0.03), [sink]).run()
+    cam = _FakeLive(8, wait=sink.wait_for)  # frame i comes only after i frames were written: never a stale one
+    res = StreamRunner(_SlowBackend(0.0), cam, [sink]).run()
     assert res.dropped == 0 and sink.indices == list(range(8))
 
 
