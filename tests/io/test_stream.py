@@ -288,6 +288,22 @@ def test_realtime_smoothing_does_not_add_flicker(tiny_weights: dict) -> None:
     assert ratios[0.85] <= ratios[0.0] * (1 + 1e-5)
 
 
+def test_smoothing_cuts_auto_gain_flicker_with_the_shipped_weights() -> None:
+    """Shipped realtime weights on a static clip with AGC gain flicker and noise: per-frame coefficients follow the
+    flicker, smoothed ones do not (recorded: flicker ratio 0.33 unsmoothed, 0.27 at alpha 0.85)."""
+    pytest.importorskip("torch")
+    from lle.presets import bundled_weights
+
+    clip = _noisy_static_clip()
+    ratios = {}
+    for alpha in (0.0, 0.85):
+        sink = _Keep()
+        with load_backend("torch", bundled_weights("realtime")) as be:
+            StreamRunner(be, _ListSource(clip), [sink], smoothing=alpha).run()
+        ratios[alpha] = flicker_ratio([f.astype(np.float32) for f in clip], sink.images)
+    assert ratios[0.85] < 0.9 * ratios[0.0], ratios
+
+
 class _FakeCap:
     def __init__(self, frames: int) -> None:
         self.left = frames
