@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lle.data.synth import SynthConfig
+from lle.data.unprocess import UnprocessConfig
 from lle.training.losses import LossConfig
 
 __all__ = ["DataConfig", "ModelConfig", "OptimConfig", "TrainConfig"]
@@ -40,6 +41,11 @@ class DataConfig:
     exposure_jitter: float = 0.25
     max_side: int = 1024
     synth: SynthConfig = field(default_factory=SynthConfig)
+    camera: UnprocessConfig = field(default_factory=UnprocessConfig)
+    """Camera-model synthesis (unprocess, sensor noise in camera space, re-process with another camera)."""
+    camera_share: float = 0.0
+    """Share of the synthetic training items made with ``camera`` instead of ``synth``; above 0 also adds a
+    "camera" validation set (held-out clean photos through the camera model)."""
     synth_val_count: int = 32
     val_side: int = 512
 

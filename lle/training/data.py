@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 from lle.data.datasets import Pair, load_images, load_pairs, resolve_pair_dirs, split_names
 from lle.data.synth import degrade, sample_params
 from lle.data.transforms import paired_augment
+from lle.data.unprocess import degrade_camera, sample_camera
 from lle.errors import DataError
 from lle.io.image import is_image
 from lle.training.config import DataConfig
@@ -91,6 +92,12 @@ def build_data(cfg: DataConfig, seed: int, progress: Callable[[str], None] | Non
             synth_val.append(Pair(Path(p).name, low, ref))
         if synth_val:  # a handful of clean photos can all hash into the training side
             out.val["synthetic"] = synth_val
+        if cfg.camera_share > 0 and synth_val:
+            cam_rng = np.random.default_rng(seed + 54321)  # its own stream: the "synthetic" set stays as it was
+            out.val["camera"] = [
+                Pair(p.name, degrade_camera(p.ref, sample_camera(cfg.camera, cam_rng), cam_rng), p.ref)
+                for p in synth_val
+            ]
     if not out.real and not out.clean:
         raise DataError("no training data: set data.pairs and/or data.clean", hint="see training/configs/*.yaml")
     return out
@@ -133,5 +140,8 @@ class PairedTrainSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             img = self.data.clean[i - self.n_real]
             img, _ = _rescale(img, img, s, cfg.crop)
             _, ref = paired_augment(img, img, cfg.crop, rng)
-            low = degrade(ref, sample_params(cfg.synth, rng), rng, quantize=cfg.synth.quantize)
+            if cfg.camera_share > 0 and rng.uniform() < cfg.camera_share:
+                low = degrade_camera(ref, sample_camera(cfg.camera, rng), rng)
+            else:
+                low = degrade(ref, sample_params(cfg.synth, rng), rng, quantize=cfg.synth.quantize)
         return torch.from_numpy(low.transpose(2, 0, 1).copy()), torch.from_numpy(ref.transpose(2, 0, 1).copy())

@@ -12,12 +12,16 @@ from lle.training.metrics import ssim
 
 __all__ = [
     "CharbonnierLoss",
+    "ChromaLoss",
     "ColorAngleLoss",
     "CompositeLoss",
     "ExposureLoss",
+    "FlatNoiseLoss",
     "GradientLoss",
     "LossConfig",
     "MSSSIMLoss",
+    "SaturationLoss",
+    "rgb_to_lab",
 ]
 
 _LUMA = (0.299, 0.587, 0.114)
@@ -87,6 +91,86 @@ class GradientLoss(nn.Module):
         return dx.abs().mean() + dy.abs().mean()
 
 
+_RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
+_WHITE = (0.95047, 1.0, 1.08883)  # D65
+
+
+def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] -> CIE L*a*b* (D65): L in [0, 100], a and b roughly in [-110, 110].
+
+    Differentiable everywhere (the cube root is linearised near 0, as the CIE definition does).
+
+    Example:
+        >>> lab = rgb_to_lab(torch.tensor([1.0, 1.0, 1.0]).view(1, 3, 1, 1))
+        >>> [round(float(v), 2) for v in lab.flatten()]
+        [100.0, 0.0, 0.0]
+    """
+    x = x.clamp(0.0, 1.0)
+    lin = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp(min=1e-8) ** 2.4)
+    m = torch.tensor(_RGB_TO_XYZ, device=x.device, dtype=x.dtype)
+    xyz = torch.einsum("dc,nchw->ndhw", m, lin) / torch.tensor(_WHITE, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    d = 6.0 / 29.0
+    f = torch.where(xyz > d**3, xyz.clamp(min=d**3) ** (1.0 / 3.0), xyz / (3 * d * d) + 4.0 / 29.0)
+    return torch.cat([116.0 * f[:, 1:2] - 16.0, 500.0 * (f[:, 0:1] - f[:, 1:2]), 200.0 * (f[:, 1:2] - f[:, 2:3])], 1)
+
+
+class ChromaLoss(nn.Module):
+    """Mean L1 distance of the a*b* chroma planes (in units of 100).
+
+    Hue shifts and wrong saturation cost alike; brightness errors do not (those are the exposure and pixel terms' job).
+    """
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (rgb_to_lab(x)[:, 1:] - rgb_to_lab(y)[:, 1:]).abs().mean() / 100.0
+
+
+class SaturationLoss(nn.Module):
+    """``|log(chroma_out / chroma_ref)|`` on ``patch``-pooled a*b* magnitude.
+
+    Washed-out and oversaturated regions cost the same for the same ratio; near-grey regions (chroma under ``floor``)
+    count little.
+    """
+
+    def __init__(self, patch: int = 8, floor: float = 3.0) -> None:
+        super().__init__()
+        self.patch, self.floor = patch, floor
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        k = min(self.patch, *x.shape[-2:])
+
+        def chroma(t: torch.Tensor) -> torch.Tensor:
+            ab = rgb_to_lab(t)[:, 1:]
+            return F.avg_pool2d(torch.sqrt((ab * ab).sum(1, keepdim=True) + 1e-6), k)
+
+        cx, cy = chroma(x), chroma(y)
+        w = cy / (cy + self.floor)
+        return (w * (torch.log(cx + self.floor) - torch.log(cy + self.floor)).abs()).sum() / w.sum().clamp(min=1e-6)
+
+
+class FlatNoiseLoss(nn.Module):
+    """Gradient energy of the output beyond the reference's, where the reference is flat and dark.
+
+    Weight ``exp(-|grad ref| / tau) * (1 - luma ref)``: a dark, smooth wall in the reference must come out smooth,
+    so lifted sensor noise there costs, while edges and texture (large reference gradients) are left to the
+    gradient and SSIM terms.
+    """
+
+    def __init__(self, tau: float = 0.02) -> None:
+        super().__init__()
+        self.tau = tau
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        total = x.new_zeros(())
+        ly = _luma(y)
+        for dim in (-1, -2):
+            gx = x.diff(dim=dim).abs().mean(1, keepdim=True)
+            gy = y.diff(dim=dim).abs().mean(1, keepdim=True)
+            dark = 1.0 - (ly.narrow(dim, 0, ly.shape[dim] - 1))
+            w = torch.exp(-gy / self.tau) * dark
+            total = total + (w * F.relu(gx - gy)).sum() / w.sum().clamp(min=1e-6)
+        return total
+
+
 @dataclass(frozen=True, slots=True)
 class LossConfig:
     """Weight of each loss term; 0 disables a term."""
@@ -96,6 +180,9 @@ class LossConfig:
     color: float = 0.1
     exposure: float = 0.2
     gradient: float = 0.1
+    chroma: float = 0.0
+    saturation: float = 0.0
+    flat_noise: float = 0.0
     exposure_over_weight: float = 3.0
     """How much more over-exposure costs than under-exposure in the exposure term."""
 
@@ -111,6 +198,9 @@ class CompositeLoss(nn.Module):
             "color": ColorAngleLoss(),
             "exposure": ExposureLoss(over_weight=cfg.exposure_over_weight),
             "gradient": GradientLoss(),
+            "chroma": ChromaLoss(),
+            "saturation": SaturationLoss(),
+            "flat_noise": FlatNoiseLoss(),
         }
         self.weights = {k: float(getattr(cfg, k)) for k in terms if getattr(cfg, k) > 0}  # term weights only
         self.terms = nn.ModuleDict({k: v for k, v in terms.items() if k in self.weights})

@@ -76,3 +76,78 @@ def test_composite_weights_and_gradients() -> None:
     np.testing.assert_allclose(
         float(loss.detach()), sum(getattr(LossConfig(), k) * v for k, v in parts.items()), rtol=1e-5
     )
+
+
+def _scene(seed: int = 0) -> torch.Tensor:
+    """A dark, flat wall (top half) over a saturated red/green texture (bottom half), (1, 3, 32, 32)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.empty(1, 3, 32, 32)
+    y[..., :16, :] = torch.tensor([0.12, 0.11, 0.10]).view(1, 3, 1, 1)
+    tex = torch.rand(1, 1, 16, 32, generator=g)
+    y[:, 0:1, 16:] = 0.3 + 0.5 * tex
+    y[:, 1:2, 16:] = 0.5 - 0.3 * tex
+    y[:, 2:3, 16:] = 0.1
+    return y
+
+
+def _slope(term: torch.nn.Module, make) -> float:
+    """d loss / d t at t = 0.5 for the output ``make(t)``."""
+    t = torch.tensor(0.5, requires_grad=True)
+    term(make(t), _scene()).backward()
+    return float(t.grad)
+
+
+def test_lab_of_primaries_and_grey() -> None:
+    from lle.training.losses import rgb_to_lab
+
+    lab = rgb_to_lab(torch.tensor([[1.0, 0, 0], [0.5, 0.5, 0.5]]).T.reshape(1, 3, 2, 1))
+    red, grey = lab[0, :, 0, 0], lab[0, :, 1, 0]
+    assert red[0] == pytest.approx(53.24, abs=0.1) and red[1] == pytest.approx(80.09, abs=0.2)
+    assert red[2] == pytest.approx(67.20, abs=0.2)
+    assert grey[1].abs() < 1e-3 and grey[2].abs() < 1e-3
+
+
+def test_chroma_and_saturation_terms_pull_towards_the_reference_colour() -> None:
+    from lle.training.losses import ChromaLoss, SaturationLoss
+
+    y = _scene()
+    grey = y.mean(1, keepdim=True).expand_as(y)
+
+    def washed(t: torch.Tensor) -> torch.Tensor:  # t = 1: the reference, t = 0: grey
+        return grey + t * (y - grey)
+
+    for term in (ChromaLoss(), SaturationLoss()):
+        assert float(term(y, y)) == pytest.approx(0.0, abs=1e-6)
+        assert _slope(term, washed) < 0  # more of the reference's colour lowers the loss
+        assert float(term(washed(torch.tensor(0.3)), y)) > float(term(washed(torch.tensor(0.8)), y))
+    over = grey + 1.6 * (y - grey)
+    assert float(SaturationLoss()(over.clamp(0, 1), y)) > 0.05  # oversaturation costs too
+    # Brightness alone barely moves the chroma term (that is the exposure term's job).
+    assert float(ChromaLoss()(y * 0.9, y)) < 0.2 * float(ChromaLoss()(washed(torch.tensor(0.5)), y))
+
+
+def test_flat_noise_term_costs_noise_on_dark_flat_areas_only() -> None:
+    from lle.training.losses import FlatNoiseLoss
+
+    y = _scene()
+    noise = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 0.05
+    wall = torch.zeros_like(y)
+    wall[..., :16, :] = 1.0
+    term = FlatNoiseLoss()
+    assert float(term(y, y)) == pytest.approx(0.0, abs=1e-7)
+    assert _slope(term, lambda t: y + t * noise * wall) > 0  # noise on the dark wall: the loss rises with it
+    on_wall = float(term(y + noise * wall, y))
+    on_texture = float(term(y + noise * (1 - wall), y))
+    assert on_wall > 3 * on_texture  # the same noise on the texture costs much less
+
+
+def test_new_terms_enter_the_composite_only_when_weighted() -> None:
+    from lle.training.losses import CompositeLoss, LossConfig
+
+    assert not {"chroma", "saturation", "flat_noise"} & set(CompositeLoss().terms)
+    loss = CompositeLoss(LossConfig(chroma=0.1, saturation=0.05, flat_noise=0.1))
+    x = _scene().clone().requires_grad_(True)
+    total, parts = loss(x * 0.8, _scene())
+    assert {"chroma", "saturation", "flat_noise"} <= set(parts)
+    total.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
