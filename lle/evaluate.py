@@ -1,4 +1,7 @@
-"""Paired evaluation: PSNR, GT-mean PSNR, SSIM and brightness error of a model and of classical baselines.
+"""Paired evaluation: PSNR, GT-mean PSNR, SSIM, brightness error and picture faults of a model and of baselines.
+
+Picture faults (:mod:`lle.eval_metrics`): chroma ratio and a*b* error against the reference, grain in the
+reference's flat dark areas, newly clipped and inverted highlights.
 
 Every number comes with references on the same pairs: identity (the dark input itself), an adaptive global gamma
 (mean luma mapped to 0.45) and CLAHE on the L channel (OpenCV).
@@ -24,6 +27,7 @@ __all__ = [
     "FlickerResult",
     "MethodResult",
     "contact_sheet",
+    "crop_sheet",
     "evaluate",
     "video_flicker",
     "write_report",
@@ -65,6 +69,17 @@ class MethodResult:
     ssim: float = 0.0
     brightness_error: float = 0.0
     """Mean luma of the output minus that of the reference (negative = too dark)."""
+    chroma_ratio: float = 0.0
+    """Mean chroma of the output over the reference's (1 = as colourful; < 1 washed out)."""
+    ab_error: float = 0.0
+    """Mean a*b* distance to the reference (colour error with brightness ignored)."""
+    noise: float = 0.0
+    """Grain (8-bit levels) in the reference's flat dark areas; compare with ``ref_noise``."""
+    ref_noise: float = 0.0
+    clipped: float = 0.0
+    """Share of pixels newly clipped (blown) by the method."""
+    inverted: float = 0.0
+    """Share of the input's bright pixels that come out darker (inverted highlights)."""
     per_image: list[dict[str, float | str]] = field(default_factory=list)
 
 
@@ -78,9 +93,14 @@ class EvalReport:
         return json.dumps(asdict(self), indent=2)
 
 
-def _metrics(y: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+_MEANS = ("psnr", "psnr_gt_mean", "ssim", "brightness_error", "chroma_ratio", "ab_error", "noise", "ref_noise",
+          "clipped", "inverted")  # fmt: skip
+
+
+def _metrics(y: np.ndarray, ref: np.ndarray, x: np.ndarray) -> dict[str, float]:
     import torch
 
+    from lle.eval_metrics import picture_metrics
     from lle.training.metrics import psnr, psnr_gt_mean, ssim
 
     a = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1)))[None]
@@ -90,6 +110,7 @@ def _metrics(y: np.ndarray, ref: np.ndarray) -> dict[str, float]:
         "psnr_gt_mean": float(psnr_gt_mean(a, b)),
         "ssim": float(ssim(a, b)),
         "brightness_error": float((y @ _LUMA).mean() - (ref @ _LUMA).mean()),
+        **{k: v for k, v in picture_metrics(y, x, ref).items() if k != "mean_luma"},
     }
 
 
@@ -110,7 +131,7 @@ def evaluate(
         shown = {"input": p.low, "reference": p.ref}
         for name, fn in methods.items():
             y = np.clip(fn(p.low), 0, 1).astype(np.float32)
-            m = _metrics(y, p.ref)
+            m = _metrics(y, p.ref, p.low)
             results[name].per_image.append({"image": p.name, **m})
             if i < keep:
                 shown[name] = y
@@ -120,8 +141,9 @@ def evaluate(
         if i < keep:
             kept.append(shown)
     for r in results.values():
-        for k in ("psnr", "psnr_gt_mean", "ssim", "brightness_error"):
-            setattr(r, k, float(np.mean([float(row[k]) for row in r.per_image])) if r.per_image else float("nan"))
+        for k in _MEANS:
+            vals = [float(row[k]) for row in r.per_image if np.isfinite(float(row[k]))]
+            setattr(r, k, float(np.mean(vals)) if vals else float("nan"))
     return EvalReport(dataset, len(pairs), list(results.values())), kept
 
 
@@ -144,14 +166,48 @@ def contact_sheet(rows: list[dict[str, np.ndarray]], columns: Sequence[str], hei
     return np.concatenate(lines, axis=0).astype(np.float32) / 255.0
 
 
-def write_report(report: EvalReport, out_dir: Path, sheet: np.ndarray | None) -> list[Path]:
-    """Write ``<dataset>.json`` (and ``<dataset>_sheet.png``) into ``out_dir`` atomically."""
+def _crop_centres(x: np.ndarray, ref: np.ndarray | None, size: int) -> list[tuple[int, int]]:
+    """Where to look at 100 %: the brightest spot of the input (highlights) and the densest flat dark area."""
+    from lle.eval_metrics import flat_dark_mask
+
+    h, w = x.shape[:2]
+    half = size // 2
+
+    def clamp(cy: int, cx: int) -> tuple[int, int]:
+        return min(max(cy, half), max(half, h - half)), min(max(cx, half), max(half, w - half))
+
+    lum = cv2.blur(np.ascontiguousarray(x @ _LUMA), (15, 15))
+    bright = np.unravel_index(int(np.argmax(lum)), lum.shape)
+    dens = cv2.blur(flat_dark_mask(ref if ref is not None else x).astype(np.float32), (size, size))
+    dark = np.unravel_index(int(np.argmax(dens)), dens.shape)
+    return [clamp(int(bright[0]), int(bright[1])), clamp(int(dark[0]), int(dark[1]))]
+
+
+def crop_sheet(rows: list[dict[str, np.ndarray]], columns: Sequence[str], size: int = 128) -> np.ndarray:
+    """100 % crops (no resampling): two rows per pair, the input's brightest spot and its flattest dark area.
+
+    Every column side by side; (H, W, 3) float32.
+    """
+    cut: list[dict[str, np.ndarray]] = []
+    for r in rows:
+        x = r["input"]
+        for cy, cx in _crop_centres(x, r.get("reference"), size):
+            y0, x0 = max(0, cy - size // 2), max(0, cx - size // 2)
+            cut.append({c: r[c][y0:y0 + size, x0:x0 + size] for c in columns})
+    return contact_sheet(cut, columns, height=min(size, *(c[columns[0]].shape[0] for c in cut))) if cut else \
+        np.ones((size, size, 3), np.float32)
+
+
+def write_report(report: EvalReport, out_dir: Path, sheet: np.ndarray | None,
+                 crops: np.ndarray | None = None) -> list[Path]:  # fmt: skip
+    """Write ``<dataset>.json`` (and ``<dataset>_sheet.png``, ``<dataset>_crops.png``) into ``out_dir`` atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{report.dataset}.json"]
     atomic_write_bytes(paths[0], report.to_json().encode())
-    if sheet is not None:
-        paths.append(out_dir / f"{report.dataset}_sheet.png")
-        atomic_write_bytes(paths[1], encode_image(sheet, ".png"))
+    for suffix, img in (("sheet", sheet), ("crops", crops)):
+        if img is not None:
+            paths.append(out_dir / f"{report.dataset}_{suffix}.png")
+            atomic_write_bytes(paths[-1], encode_image(img, ".png"))
     return paths
 
 

@@ -58,7 +58,7 @@ def evaluate(
     from lle.backends.torch_backend import TorchBackend
     from lle.data.datasets import load_pairs
     from lle.errors import DataError
-    from lle.evaluate import BASELINES, contact_sheet, evaluate, write_report
+    from lle.evaluate import BASELINES, contact_sheet, crop_sheet, evaluate, write_report
     from lle.io.image import from_nchw, to_nchw
     from lle.pipeline import Enhancer
 
@@ -79,10 +79,14 @@ def evaluate(
                 progress=lambda i, n: bar.update(bar.task_ids[0], completed=i),
             )  # fmt: skip
     cols = ["input", "lle", "reference"] + [b for b in BASELINES if baselines and b != "identity"]
-    paths = write_report(report, out, contact_sheet(kept, cols) if kept else None)
-    table = Table("method", "PSNR", "GT-mean PSNR", "SSIM", "brightness err", title=f"{dataset}: {report.n} pairs")
+    paths = write_report(report, out, contact_sheet(kept, cols) if kept else None,
+                         crop_sheet(kept, cols) if kept else None)  # fmt: skip
+    table = Table("method", "PSNR", "GT-mean PSNR", "SSIM", "brightness err", "chroma ratio", "a*b* err",
+                  "noise (ref)", "clipped", "inverted", title=f"{dataset}: {report.n} pairs")  # fmt: skip
     for m in report.methods:
-        table.add_row(m.name, f"{m.psnr:.2f}", f"{m.psnr_gt_mean:.2f}", f"{m.ssim:.3f}", f"{m.brightness_error:+.3f}")
+        table.add_row(m.name, f"{m.psnr:.2f}", f"{m.psnr_gt_mean:.2f}", f"{m.ssim:.3f}", f"{m.brightness_error:+.3f}",
+                      f"{m.chroma_ratio:.2f}", f"{m.ab_error:.1f}", f"{m.noise:.1f} ({m.ref_noise:.1f})",
+                      f"{100 * m.clipped:.2f}%", f"{100 * m.inverted:.2f}%")  # fmt: skip
     out_console.print(table)
     if problems := rep.problems:
         out_console.print(f"skipped {len(problems)} pair(s): " + "; ".join(problems[:5]))

@@ -55,6 +55,12 @@ def test_eval_writes_report_and_sheet(tmp_path, tiny_weights) -> None:
         assert row["brightness_error"] == pytest.approx(float((x @ luma).mean() - (y @ luma).mean()), abs=1e-3)
     sheet, _ = read_image(out / "tiny_sheet.png")
     assert sheet.shape[0] > 3 * 24
+    crops, _ = read_image(out / "tiny_crops.png")  # 100 % crops: two per pair, at the images' own scale
+    assert crops.shape[0] >= 2 * 3 * 24
+    lle_row = rep["methods"][0]
+    for key in ("chroma_ratio", "ab_error", "noise", "ref_noise", "clipped", "inverted"):
+        assert key in lle_row and key in lle_row["per_image"][0]
+    assert ident["chroma_ratio"] < 1.0 and ident["clipped"] == 0.0 and ident["inverted"] == 0.0  # the dark input
 
 
 def test_baselines_brighten_and_identity_scores_input() -> None:
