@@ -113,6 +113,21 @@ def _ray_error(err: Exception) -> LLEError:
     return BackendError(f"the Ray job failed: {first[:300]}", hint="see the Ray logs (/tmp/ray/session_latest/logs)")
 
 
+def _check_weights(weights: Path) -> None:
+    """Fail before any cluster starts on weights that are missing, card-less or not safetensors (no torch needed)."""
+    from safetensors import safe_open
+
+    from lle.models.checkpoint import load_card
+
+    load_card(weights)
+    try:
+        with safe_open(str(weights), framework="numpy") as f:
+            f.keys()
+    except Exception as err:  # noqa: BLE001  (safetensors raises its own SafetensorError)
+        raise InputError(f"{weights} is not a safetensors weights file: {str(err).splitlines()[0]}",
+                         hint="pass --weights PATH to a .safetensors file saved by lle") from err  # fmt: skip
+
+
 def enhance_on_ray(
     jobs: Sequence[Job], worker: WorkerConfig, ray_config: RayConfig | None = None, *,
     progress: Callable[[int, int], None] | None = None,
@@ -129,9 +144,7 @@ def enhance_on_ray(
         BackendError: the job could not run (e.g. the cluster cannot be reached).
     """
     cfg = ray_config or RayConfig()
-    from lle.models.checkpoint import load_card
-
-    load_card(Path(worker.weights))  # a missing or card-less weights file fails here, before any cluster starts
+    _check_weights(Path(worker.weights))
     t0 = time.perf_counter()
     todo, done = pending(jobs)
     skipped = [j.dst for j in done]

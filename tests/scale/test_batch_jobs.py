@@ -140,3 +140,14 @@ def test_ray_options_need_ray(tmp_path, tiny_weights) -> None:
     assert res.exit_code == 1
     assert "--concurrency, --report only apply to Ray jobs" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "o").exists()
+
+
+def test_bad_weights_fail_before_any_cluster_starts(tmp_path, tiny_weights) -> None:
+    lib = make_library(tmp_path / "lib", 1)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors")
+    bad.with_suffix(".json").write_text(tiny_weights["quality"].with_suffix(".json").read_text())  # a valid card
+    res = CliRunner().invoke(app, ["enhance", str(lib), "-o", str(tmp_path / "o"), "--ray", "--weights", str(bad)])
+    assert res.exit_code == 1
+    assert f"error: {bad} is not a safetensors weights file" in res.output, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "o").exists()
