@@ -38,7 +38,8 @@ SERVER_ENV_VAR = "LLE_TRITON_PYTHON"
 """Environment variable naming the virtual environment the server's Python models run in (default: this one)."""
 
 _SERVER_ENV_FIX = (
-    "python3 -m venv ENV && ENV/bin/pip install 'numpy<2' onnxruntime openvino && ENV/bin/pip install --no-deps "
+    "python3 -m venv ENV && ENV/bin/pip install 'numpy<2' onnxruntime openvino nvidia-pytriton && "
+    "ENV/bin/pip install --no-deps "
     f"/path/to/lle, then export {SERVER_ENV_VAR}=ENV"
 )
 
@@ -50,10 +51,17 @@ def bundled_server_dir() -> Path:
         MissingDependencyError: nvidia-pytriton is not installed.
     """
     spec = importlib.util.find_spec("pytriton")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("nvidia-pytriton (which bundles tritonserver) is not installed",
-                                     hint="pip install 'lle[triton]'")
-    root = Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
+    else:  # nvidia-pytriton pins numpy < 2, so it usually lives in the server's own environment
+        env = os.environ.get(SERVER_ENV_VAR)
+        found = sorted(Path(env).glob("lib/python3*/site-packages/pytriton/tritonserver")) if env else []
+        if not found:
+            raise MissingDependencyError(
+                "nvidia-pytriton (which bundles tritonserver) is not installed here"
+                + (f" nor in {SERVER_ENV_VAR}={env}" if env else ""),
+                hint=f"install it in the server environment: {_SERVER_ENV_FIX}")
+        root = found[-1]
     if not (root / "bin" / "tritonserver").is_file():
         raise MissingDependencyError(f"no tritonserver binary in {root}", hint="reinstall nvidia-pytriton")
     return root
