@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lle.errors import InputError, MissingDependencyError
+from lle.errors import InputError, LLEError, MissingDependencyError
 
 __all__ = ["PRESETS", "WEIGHTS_DIR", "bundled_weights", "cache_dir", "is_preset_name", "resolve_model"]
 
@@ -72,6 +72,16 @@ def _cached_onnx(preset: str, weights: Path) -> Path:
                          hint="set LLE_CACHE to a writable folder") from err
 
 
+def _remote(backend: str) -> bool:
+    """Whether ``backend`` takes a server-side model name (a preset name is then not a bundled preset)."""
+    from lle.backends.registry import backend_class
+
+    try:
+        return backend_class(backend).remote
+    except LLEError:  # an unknown name fails later with the full list of backends
+        return False
+
+
 def resolve_model(model: str | Path, backend: str) -> tuple[Path, str, dict[str, Any]]:
     """What to run for ``model`` with ``backend``: ``(artifact, backend name, backend options)``.
 
@@ -84,7 +94,7 @@ def resolve_model(model: str | Path, backend: str) -> tuple[Path, str, dict[str,
         InputError: unknown preset or missing weights.
         MissingDependencyError: nothing installed can run or export the weights (names the extra).
     """
-    if not is_preset_name(model):
+    if not is_preset_name(model) or (backend != "auto" and _remote(backend)):
         return Path(model), backend, {}
     preset = str(model)
     weights = bundled_weights(preset)

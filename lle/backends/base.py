@@ -80,6 +80,8 @@ class Backend(abc.ABC):
 
     name: ClassVar[str]
     extra: ClassVar[str]
+    remote: ClassVar[bool] = False
+    """MODEL names a model on a server, not a local file: a preset name is passed through as it is."""
 
     def __init__(
         self, model_path: Path, *, device: str = "auto", precision: Precision = "fp32", **options: Any

@@ -72,6 +72,7 @@ class TritonBackend(Backend):
 
     name = "triton"
     extra = "triton"
+    remote = True
 
     def __init__(self, model_path: Any, **kw: Any) -> None:
         super().__init__(model_path, **kw)

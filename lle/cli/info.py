@@ -15,7 +15,8 @@ from lle.host import cpu_features, gpus
 
 __all__ = ["register"]
 
-_PACKAGES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt"}
+_PACKAGES = {"torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
+             "triton": "tritonclient"}  # fmt: skip
 
 
 def _version(dist: str) -> str | None:

@@ -130,3 +130,8 @@ def test_unwritable_output(tmp_path, tiny_weights) -> None:
     res = _run("enhance", str(good), "-o", str(blocker / "o.png"), "--weights", str(tiny_weights["quality"]))
     _one_line_error(res, "cannot write")
     assert blocker.read_text().startswith("a file")
+
+
+def test_info_names_the_triton_client_package() -> None:
+    res = _run("info")
+    assert res.exit_code == 0 and "tritonclient" in res.output

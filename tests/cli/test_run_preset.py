@@ -68,3 +68,11 @@ def test_unknown_name_is_still_a_missing_file(bundled, tmp_path) -> None:
     r = CliRunner().invoke(app, ["run", "nightvision", "--source", str(_frames(tmp_path))])
     assert r.exit_code == 1
     assert "nightvision" in r.output
+
+
+def test_a_preset_name_on_a_remote_backend_is_the_server_model_name() -> None:
+    from pathlib import Path
+
+    from lle.presets import resolve_model
+
+    assert resolve_model("realtime", "triton") == (Path("realtime"), "triton", {})
