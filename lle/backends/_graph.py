@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
-import numpy as np
-
+from lle.backends.base import ALPHA, FLOAT_IO, FRAME_IO, INPUT, OUTPUT, STATE, STATE_OUT, TensorSpec
 from lle.errors import BackendError
 
-if TYPE_CHECKING:
-    from lle.backends.base import Backend, TensorSpec
-
-__all__ = [
-    "ALPHA", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "check_graph_io", "graph_feeds", "graph_spec",
-    "parse_size_multiple",
-]
-
-# Same names as lle.export.onnx_export (not imported: that module belongs to the torch/onnx side).
-INPUT, OUTPUT, STATE, ALPHA, STATE_OUT = "input", "output", "state", "alpha", "state_out"
+__all__ = ["check_graph_io", "graph_spec", "parse_size_multiple"]
 
 Shape = Sequence[int | None]
 
@@ -65,8 +54,6 @@ def graph_spec(
     Raises:
         BackendError: unknown ``lle.io`` value, or I/O and metadata that do not fit.
     """
-    from lle.backends.base import FLOAT_IO, FRAME_IO, TensorSpec
-
     io = meta.get("lle.io") or FLOAT_IO
     if io not in (FLOAT_IO, FRAME_IO):
         raise BackendError(f"{backend}: {artifact} has lle.io={io!r}, which this lle does not know",
@@ -98,13 +85,3 @@ def parse_size_multiple(backend: str, artifact: str, value: str | None) -> int:
         raise BackendError(f"{backend}: {artifact} has lle.size_multiple={value!r}, expected a positive integer")
     return m
 
-
-def graph_feeds(
-    backend: Backend, batch: np.ndarray, state: np.ndarray | None = None, alpha: float = 0.0
-) -> dict[str, np.ndarray]:
-    """Input dict for an exported graph: ``input``, plus ``state`` (zeros when None) and ``alpha`` for video graphs."""
-    feeds = {INPUT: batch}
-    if backend.input_spec.state_shape is not None:
-        feeds[STATE] = backend.zero_state(batch.shape[0]) if state is None else state
-        feeds[ALPHA] = np.array([alpha], np.float32)
-    return feeds

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -12,7 +12,13 @@ import numpy as np
 
 from lle.errors import BackendError
 
-__all__ = ["FLOAT_IO", "FRAME_IO", "Backend", "BackendInfo", "Precision", "TensorSpec"]
+__all__ = [
+    "ALPHA", "FLOAT_IO", "FRAME_IO", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "Backend", "BackendInfo", "Precision",
+    "TensorSpec",
+]
+
+INPUT, OUTPUT, STATE, ALPHA, STATE_OUT = "input", "output", "state", "alpha", "state_out"
+"""Tensor names of every graph ``lle export`` writes (``state``/``alpha``/``state_out``: realtime video graphs)."""
 
 FLOAT_IO = "float32-nchw-rgb"
 """``lle.io`` metadata of graphs that take (N, 3, H, W) float32 RGB in [0, 1] (also assumed when absent)."""
@@ -93,9 +99,40 @@ class Backend(abc.ABC):
     def load(self) -> None:
         """Import the runtime and load the artifact. Raises BackendError / MissingDependencyError."""
 
-    @abc.abstractmethod
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run one batch (N, 3, H, W) float32 in [0, 1] -> same shape float32 (not yet clipped)."""
+        """Run one batch (N, 3, H, W) float32 in [0, 1] -> same shape float32 (not yet clipped).
+
+        Raises:
+            BackendError: not loaded, or ``batch`` does not fit :attr:`input_spec`.
+        """
+        self.check_loaded()
+        self.check_input(batch)
+        return self._run(self.feeds(batch), (OUTPUT,))[0]
+
+    def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
+        """Run the loaded artifact on ``feeds`` (see :meth:`feeds`); the arrays named ``outputs``, in that order.
+
+        The one method a backend implements to run: :meth:`infer` and :meth:`infer_stateful` check the load state
+        and the inputs, then call it. (A backend may override :meth:`infer` instead, as out-of-tree ones did.)
+        """
+        raise NotImplementedError(f"{type(self).__name__} implements neither _run() nor infer()")
+
+    def feeds(self, batch: np.ndarray, state: np.ndarray | None = None, alpha: float = 0.0) -> dict[str, np.ndarray]:
+        """Input dict for :meth:`_run`: ``input``, plus ``state`` (zeros when None) and ``alpha`` for video graphs."""
+        feeds = {INPUT: batch}
+        if self.input_spec.state_shape is not None:
+            feeds[STATE] = self.zero_state(batch.shape[0]) if state is None else state
+            feeds[ALPHA] = np.array([alpha], np.float32)
+        return feeds
+
+    def _loaded(self) -> bool:
+        """Whether :meth:`load` has run (and :meth:`close` has not). Backends with a session override it."""
+        return True
+
+    def check_loaded(self) -> None:
+        """Raise BackendError when the backend is used before :meth:`load` (or after :meth:`close`)."""
+        if not self._loaded():
+            raise BackendError(f"{self.name} backend: call load() first")
 
     @property
     @abc.abstractmethod
@@ -120,8 +157,12 @@ class Backend(abc.ABC):
         """
         shape = self.input_spec.state_shape
         if shape is None:
-            raise BackendError(f"{self.name}: {self.model_path.name} has no temporal state (only realtime models do)")
+            raise self._stateless_error()
         return np.zeros((n, *shape), np.float32)
+
+    def _stateless_error(self) -> BackendError:
+        return BackendError(f"{self.name}: {self.model_path.name} has no temporal state (only realtime models do)",
+                            hint="use infer() for single images")
 
     def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         """One video step: ``(output, state_out)`` with ``state_out = alpha * state + (1 - alpha) * coefficients``.
@@ -130,12 +171,15 @@ class Backend(abc.ABC):
         in [0, 1]; ``alpha = 0`` gives the single-image result. Only artifacts with :attr:`stateful` support it.
 
         Raises:
-            BackendError: the artifact has no temporal state, or the inputs do not fit.
+            BackendError: not loaded, the artifact has no temporal state, or the inputs do not fit.
         """
-        raise BackendError(
-            f"{self.name}: {self.model_path.name} has no temporal state (only realtime models do)",
-            hint="use infer() for single images",
-        )
+        self.check_loaded()
+        if self.input_spec.state_shape is None:
+            raise self._stateless_error()
+        self.check_input(batch)
+        self.check_state(batch, state, alpha)
+        y, s = self._run(self.feeds(batch, state, alpha), (OUTPUT, STATE_OUT))
+        return y, s
 
     def check_state(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> None:
         """Raise BackendError when ``state``/``alpha`` do not fit :meth:`infer_stateful`."""

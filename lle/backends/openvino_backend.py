@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lle._lazy import require
-from lle.backends._graph import INPUT, OUTPUT, STATE_OUT, graph_feeds, graph_spec
-from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.backends._graph import graph_spec
+from lle.backends.base import INPUT, OUTPUT, Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
@@ -115,10 +115,12 @@ class OpenVinoBackend(Backend):
     def input_spec(self) -> TensorSpec:
         return self._spec
 
-    def _request(self, batch: np.ndarray | None = None) -> ov.InferRequest:
-        if self._req is None:
-            raise BackendError("openvino backend: call load() first")
-        if batch is None or not self._static:
+    def _loaded(self) -> bool:
+        return self._req is not None and self._compiled is not None
+
+    def _request(self, batch: np.ndarray) -> ov.InferRequest:
+        assert self._req is not None  # checked by infer()
+        if not self._static:
             return self._req
         key = tuple(batch.shape)
         hit = self._by_shape.get(key)
@@ -138,28 +140,17 @@ class OpenVinoBackend(Backend):
             log.debug("openvino: compiled %s for input %s", self.model_path.name, key)
         return hit[1]
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        self.check_input(batch)
-        req = self._request(batch)
-        res = req.infer(graph_feeds(self, batch), share_inputs=True)
-        return np.array(res[OUTPUT], copy=True)
-
-    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        if self._spec.state_shape is None:
-            return super().infer_stateful(batch, state, alpha)
-        self.check_input(batch)
-        self.check_state(batch, state, alpha)
-        req = self._request(batch)
-        res = req.infer(graph_feeds(self, batch, state, alpha), share_inputs=True)
-        return np.array(res[OUTPUT], copy=True), np.array(res[STATE_OUT], copy=True)
+    def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
+        res = self._request(feeds[INPUT]).infer(dict(feeds), share_inputs=True)
+        return [np.array(res[n], copy=True) for n in outputs]
 
     def infer_iter(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Like ``map(infer, batches)``, in order, with several requests in flight (``AsyncInferQueue``).
 
         Stateless use only (each batch gets a zero state); with ``hint=latency`` this is one request at a time.
         """
-        if self._compiled is None:
-            raise BackendError("openvino backend: call load() first")
+        self.check_loaded()
+        assert self._compiled is not None
         import openvino as ov
 
         n = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
@@ -172,7 +163,7 @@ class OpenVinoBackend(Backend):
         sent = nxt = 0
         for b in batches:
             self.check_input(b)
-            queue.start_async(graph_feeds(self, b), sent)
+            queue.start_async(self.feeds(b), sent)
             sent += 1
             while nxt in done:
                 yield done.pop(nxt)

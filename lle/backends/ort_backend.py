@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lle._lazy import require
-from lle.backends._graph import OUTPUT, STATE_OUT, graph_feeds, graph_spec
+from lle.backends._graph import graph_spec
 from lle.backends.base import Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
@@ -117,11 +118,14 @@ class OrtBackend(Backend):
     def input_spec(self) -> TensorSpec:
         return self._spec
 
-    def _run(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
-        if self._sess is None:
-            raise BackendError("onnxruntime backend: call load() first")
+    def _loaded(self) -> bool:
+        return self._sess is not None
+
+    def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
+        assert self._sess is not None  # checked by infer()
+        names = list(outputs)
         if not self._gpu:
-            return list(self._sess.run(names, feeds))
+            return list(self._sess.run(names, dict(feeds)))
         binding = self._sess.io_binding()
         for k, v in feeds.items():
             binding.bind_cpu_input(k, v)
@@ -130,18 +134,6 @@ class OrtBackend(Backend):
             binding.bind_output(n, "cuda", dev_id)
         self._sess.run_with_iobinding(binding)
         return list(binding.copy_outputs_to_cpu())
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        self.check_input(batch)
-        return self._run(graph_feeds(self, batch), [OUTPUT])[0]
-
-    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        if self._spec.state_shape is None:
-            return super().infer_stateful(batch, state, alpha)
-        self.check_input(batch)
-        self.check_state(batch, state, alpha)
-        y, s = self._run(graph_feeds(self, batch, state, alpha), [OUTPUT, STATE_OUT])
-        return y, s
 
     def describe(self) -> BackendInfo:
         import onnxruntime

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lle._lazy import require
-from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.backends.base import ALPHA, INPUT, STATE, STATE_OUT, Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
@@ -91,34 +92,27 @@ class TorchBackend(Backend):
             return t
         return t.to(dtype=self._dtype, memory_format=torch.channels_last)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        if self._model is None:
-            raise BackendError("torch backend: call load() first")
-        import torch
+    def _loaded(self) -> bool:
+        return self._model is not None
 
-        self.check_input(batch)
-        with torch.inference_mode():
-            y = self._model(self._tensor(batch))
-            if isinstance(y, tuple):  # the realtime frame graph also returns its coefficient state
-                y = y[0]
+    def _numpy(self, y: Any) -> np.ndarray:
         return np.ascontiguousarray(y.cpu().numpy() if self._frames else y.float().cpu().numpy())
 
-    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        if self._model is None:
-            raise BackendError("torch backend: call load() first")
-        if self._temporal is None:
-            return super().infer_stateful(batch, state, alpha)
+    def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
         import torch
 
-        self.check_input(batch)
-        self.check_state(batch, state, alpha)
+        assert self._model is not None  # checked by infer()
+        x = self._tensor(feeds[INPUT])
         with torch.inference_mode():
+            if STATE_OUT not in outputs or self._temporal is None:
+                y = self._model(x)
+                # The realtime frame graph also returns its coefficient state.
+                return [self._numpy(y[0] if isinstance(y, tuple) else y)]
             sdt = torch.float32 if self._frames else self._dtype
-            s = torch.from_numpy(state).to(self.device, dtype=sdt)
-            a = torch.tensor([alpha], device=self.device, dtype=sdt)
-            y, s_out = self._temporal(self._tensor(batch), s, a)
-        y_np = y.cpu().numpy() if self._frames else y.float().cpu().numpy()
-        return np.ascontiguousarray(y_np), np.ascontiguousarray(s_out.float().cpu().numpy())
+            s = torch.from_numpy(feeds[STATE]).to(self.device, dtype=sdt)
+            a = torch.from_numpy(feeds[ALPHA]).to(self.device, dtype=sdt)
+            y, s_out = self._temporal(x, s, a)
+        return [self._numpy(y), np.ascontiguousarray(s_out.float().cpu().numpy())]
 
     def describe(self) -> BackendInfo:
         import torch

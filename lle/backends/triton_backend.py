@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from lle._lazy import require
-from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.backends.base import ALPHA, INPUT, STATE, STATE_OUT, Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError, ConfigError
 
 __all__ = ["PROTOCOLS", "TritonBackend", "parse_url"]
@@ -105,8 +106,7 @@ class TritonBackend(Backend):
 
     def _thread_client(self) -> Any:
         """This thread's client: the HTTP client (gevent) must stay on the thread that made it."""
-        if self._client is None:
-            raise BackendError("triton backend: call load() first")
+        self.check_loaded()
         client = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = self._new_client(self._mod)
@@ -183,26 +183,25 @@ class TritonBackend(Backend):
             raise BackendError(f"triton: {self.model} on {self.url} returned no 'output'")
         return np.asarray(out)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        self.check_input(batch)
-        if not self._sequence:
-            return self._request(batch, None)
-        # A one-frame sequence per image: the single-image result, leaving no state behind on the server.
-        return np.concatenate([self._request(batch[i : i + 1], 0.0, start=True, end=True)
-                               for i in range(batch.shape[0])])  # fmt: skip
+    def _loaded(self) -> bool:
+        return self._client is not None
 
-    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
+        batch = feeds[INPUT]
         if not self._sequence:
-            return super().infer_stateful(batch, state, alpha)
-        self.check_input(batch)
-        self.check_state(batch, state, alpha)
+            return [self._request(batch, None)]
+        if STATE_OUT not in outputs:
+            # A one-frame sequence per image: the single-image result, leaving no state behind on the server.
+            return [np.concatenate([self._request(batch[i : i + 1], 0.0, start=True, end=True)
+                                    for i in range(batch.shape[0])])]  # fmt: skip
         if batch.shape[0] != 1:
             raise BackendError(f"triton: a sequence model takes one frame per request, got a batch of "
                                f"{batch.shape[0]}", hint="send the frames of one stream one by one")
+        alpha = float(feeds[ALPHA][0])
         start = alpha == 0.0 or not self._started
         y = self._request(batch, alpha, start=start)
         self._started = True
-        return y, state
+        return [y, feeds[STATE]]
 
     def describe(self) -> BackendInfo:
         import importlib.metadata

@@ -1,7 +1,7 @@
 """TensorRT backend: runs serialized engines (``.plan`` / ``.engine``) written by ``lle export`` with their sidecar.
 
 Written against the name-based TensorRT 10 API (``set_input_shape`` / ``set_tensor_address`` /
-``execute_async_v3``). CUDA memory and streams come from cuda-python (``cuda.bindings.runtime``); pycuda is never
+``execute_async_v3``). CUDA memory and streams come from cuda-python through :mod:`lle._cuda`; pycuda is never
 needed. For a fixed input shape the enqueue is captured once into a CUDA graph and replayed.
 
 Not verified on a GPU from this repository's CI machines (TensorRT cannot be installed there); type-checked against
@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lle._cuda import Cuda, DeviceBuffers
 from lle._lazy import require
-from lle.backends._graph import INPUT, OUTPUT, STATE_OUT, check_graph_io, graph_feeds
-from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.backends._graph import check_graph_io
+from lle.backends.base import INPUT, Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
@@ -46,52 +48,6 @@ def engine_size_multiple(manifest: dict[str, Any]) -> int:
     return _PRESET_MULTIPLE.get(str(manifest.get("preset")), 16)
 
 
-def _cudart() -> Any:
-    try:
-        from cuda.bindings import runtime
-    except ImportError:
-        return require("cuda.cudart", extra="tensorrt")  # cuda-python < 12.6
-    return runtime
-
-
-class _Cuda:
-    """The few CUDA runtime calls the backend needs, with errors turned into BackendError."""
-
-    def __init__(self) -> None:
-        self.rt = _cudart()
-
-    def ck(self, result: Any) -> Any:
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            name = self.rt.cudaGetErrorName(err)[1]
-            raise BackendError(f"tensorrt: CUDA call failed: {name.decode() if isinstance(name, bytes) else name}")
-        return rest[0] if len(rest) == 1 else rest
-
-    def malloc(self, nbytes: int) -> int:
-        return int(self.ck(self.rt.cudaMalloc(max(nbytes, 1))))
-
-    def free(self, ptr: int) -> None:
-        self.rt.cudaFree(ptr)
-
-    def h2d(self, dst: int, src: np.ndarray, stream: Any) -> None:
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self.ck(self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes, kind, stream))
-
-    def d2h(self, dst: np.ndarray, src: int, stream: Any) -> None:
-        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self.ck(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream))
-
-    def runtime_version(self) -> str:
-        ver = int(self.ck(self.rt.cudaRuntimeGetVersion()))
-        return f"{ver // 1000}.{ver % 1000 // 10}"
-
-    def device(self, index: int) -> tuple[str, str]:
-        self.ck(self.rt.cudaSetDevice(index))
-        props = self.ck(self.rt.cudaGetDeviceProperties(index))
-        name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
-        return name, f"{props.major}.{props.minor}"
-
-
 class TrtBackend(Backend):
     """``device``: auto | cuda[:i]. ``precision`` is informative (an engine's precision is fixed at build time).
 
@@ -105,9 +61,9 @@ class TrtBackend(Backend):
         super().__init__(model_path, **kw)
         self._engine: trt.ICudaEngine | None = None
         self._ctx: trt.IExecutionContext | None = None
-        self._cuda: _Cuda | None = None
+        self._cuda: Cuda | None = None
         self._stream: Any = None
-        self._bufs: dict[str, tuple[int, int]] = {}  # name -> (device pointer, capacity in bytes)
+        self._bufs: DeviceBuffers | None = None
         self._dtypes: dict[str, np.dtype] = {}
         self._spec = TensorSpec()
         self._graph: Any = None
@@ -132,7 +88,7 @@ class TrtBackend(Backend):
         from lle.export.manifest import manifest_path
         from lle.export.trt_meta import EnvironmentSpec, read_sidecar, validate_sidecar
 
-        cuda = _Cuda()
+        cuda = Cuda()
         self._gpu, cc = cuda.device(int(idx or 0))
         self._trt_version = trt.__version__
         self._engine_spec = read_sidecar(path)  # the exporter's sidecar: TensorRT version, GPU, profiles
@@ -165,7 +121,7 @@ class TrtBackend(Backend):
             min_hw=(int(lo[2]), int(lo[3])), max_hw=(int(hi[2]), int(hi[3])),
         )  # fmt: skip
         self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
-        self._engine, self._cuda = engine, cuda
+        self._engine, self._cuda, self._bufs = engine, cuda, DeviceBuffers(cuda)
         self._ctx = engine.create_execution_context()
         self._stream = cuda.ck(cuda.rt.cudaStreamCreate())
 
@@ -173,21 +129,20 @@ class TrtBackend(Backend):
     def input_spec(self) -> TensorSpec:
         return self._spec
 
+    def _loaded(self) -> bool:
+        return self._ctx is not None
+
     def _buffer(self, name: str, nbytes: int) -> int:
-        assert self._cuda is not None
-        ptr, cap = self._bufs.get(name, (0, 0))
-        if nbytes > cap:
-            if ptr:
-                self._cuda.free(ptr)
-            ptr, cap = self._cuda.malloc(nbytes), nbytes
-            self._bufs[name] = (ptr, cap)
+        assert self._bufs is not None
+        before = self._bufs.ptr(name)
+        ptr = self._bufs.alloc(name, nbytes)
+        if ptr != before:
             self._graph = self._graph_key = None  # addresses changed
         return ptr
 
-    def _run(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
-        if self._ctx is None or self._cuda is None:
-            raise BackendError("tensorrt backend: call load() first")
-        ctx, cuda, stream = self._ctx, self._cuda, self._stream
+    def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str]) -> list[np.ndarray]:
+        assert self._ctx is not None and self._cuda is not None and self._bufs is not None  # checked by infer()
+        ctx, cuda, stream, bufs = self._ctx, self._cuda, self._stream, self._bufs
         h, w = feeds[INPUT].shape[-2:]
         if self._engine_spec is not None:
             from lle.export.trt_meta import check_input_shape
@@ -207,7 +162,7 @@ class TrtBackend(Backend):
             ctx.set_tensor_address(n, self._buffer(n, arr.nbytes))
             out_host[n] = arr
         for k, v in host.items():
-            cuda.h2d(self._bufs[k][0], v, stream)
+            cuda.h2d(bufs.ptr(k), v, stream)
         if self.options.get("cuda_graph", True) and self._graph is not None and self._graph_key == key:
             cuda.ck(cuda.rt.cudaGraphLaunch(self._graph, stream))
         elif not ctx.execute_async_v3(stream):
@@ -215,9 +170,9 @@ class TrtBackend(Backend):
         elif self.options.get("cuda_graph", True):
             self._capture(key)
         for n, arr in out_host.items():
-            cuda.d2h(arr, self._bufs[n][0], stream)
-        cuda.ck(cuda.rt.cudaStreamSynchronize(stream))
-        return [out_host[n].astype(np.float32, copy=False) for n in names]
+            cuda.d2h(arr, bufs.ptr(n), stream)
+        cuda.synchronize(stream)
+        return [out_host[n].astype(np.float32, copy=False) for n in outputs]
 
     def _capture(self, key: tuple[Any, ...]) -> None:
         """Capture one enqueue into a CUDA graph for this shape (after a normal run, so TensorRT has set up)."""
@@ -236,18 +191,6 @@ class TrtBackend(Backend):
         self._graph_key = key
         self._cuda.ck(rt.cudaGraphLaunch(self._graph, self._stream))
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        self.check_input(batch)
-        return self._run(graph_feeds(self, batch), [OUTPUT])[0]
-
-    def infer_stateful(self, batch: np.ndarray, state: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-        if self._spec.state_shape is None:
-            return super().infer_stateful(batch, state, alpha)
-        self.check_input(batch)
-        self.check_state(batch, state, alpha)
-        y, s = self._run(graph_feeds(self, batch, state, alpha), [OUTPUT, STATE_OUT])
-        return y, s
-
     def describe(self) -> BackendInfo:
         return BackendInfo(
             self.name, self.precision, self.device, str(self.model_path), self._trt_version, {"gpu": self._gpu}
@@ -255,10 +198,10 @@ class TrtBackend(Backend):
 
     def close(self) -> None:
         if self._cuda is not None:
-            for ptr, _ in self._bufs.values():
-                self._cuda.free(ptr)
+            if self._bufs is not None:
+                self._bufs.free()
             if self._graph is not None:
                 self._cuda.rt.cudaGraphExecDestroy(self._graph)
             if self._stream is not None:
                 self._cuda.rt.cudaStreamDestroy(self._stream)
-        self._bufs, self._graph, self._stream, self._ctx, self._engine, self._cuda = {}, None, None, None, None, None
+        self._bufs, self._graph, self._stream, self._ctx, self._engine, self._cuda = None, None, None, None, None, None

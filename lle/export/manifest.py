@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lle._atomic import atomic_write_bytes
 from lle.errors import ParityError
 
 __all__ = [
@@ -139,23 +139,18 @@ def write_manifest(artifact: Path, **fields: Any) -> Path:
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "tools": tool_versions(),
     }
-    for k, v in fields.items():
-        data[k] = asdict(v) if isinstance(v, ParityResult) else v
-    path = manifest_path(artifact)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
-    os.replace(tmp, path)
-    return path
+    return _dump(artifact, {**data, **fields})
 
 
 def update_manifest(artifact: Path, **fields: Any) -> Path:
     """Add ``fields`` to ``artifact``'s manifest (written atomically; checksums and the rest kept as they are)."""
-    from lle._atomic import atomic_path
+    return _dump(Path(artifact), {**read_manifest(artifact), **fields})
 
-    data = {**read_manifest(artifact), **fields}
-    path = manifest_path(Path(artifact))
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+def _dump(artifact: Path, data: dict[str, Any]) -> Path:
+    data = {k: asdict(v) if isinstance(v, ParityResult) else v for k, v in data.items()}
+    path = manifest_path(artifact)
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n").encode())
     return path
 
 

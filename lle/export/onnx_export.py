@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lle._atomic import atomic_path
 from lle._lazy import require
+from lle.backends.base import ALPHA as ALPHA_NAME
+from lle.backends.base import INPUT as INPUT_NAME
+from lle.backends.base import OUTPUT as OUTPUT_NAME
+from lle.backends.base import STATE as STATE_NAME
+from lle.backends.base import STATE_OUT as STATE_OUT_NAME
 from lle.errors import ExportError, InputError
+from lle.export.runners import run_onnx
 
 if TYPE_CHECKING:
     from torch import nn
@@ -32,8 +38,6 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
 IO_KINDS = ("float32", "uint8")
 """``--io`` choices: float32 NCHW RGB tensors, or uint8 NHWC BGR frames (:mod:`lle.models.frames`)."""
-INPUT_NAME, OUTPUT_NAME = "input", "output"
-STATE_NAME, ALPHA_NAME, STATE_OUT_NAME = "state", "alpha", "state_out"
 
 
 def export_onnx(
@@ -65,8 +69,6 @@ def export_onnx(
     """
     torch = require("torch", extra="onnx")
     onnx = require("onnx", extra="onnx")
-    from lle import __version__
-    from lle.backends.base import FLOAT_IO, FRAME_IO
     from lle.models.frames import frame_graph
     from lle.models.realtime import RealtimeUNet, TemporalRealtime
 
@@ -95,46 +97,51 @@ def export_onnx(
         names_out += [STATE_OUT_NAME]
         axes.update({STATE_NAME: {0: "batch"}, STATE_OUT_NAME: {0: "batch"}})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with atomic_path(path) as tmp, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, args, str(tmp), dynamo=False, opset_version=opset,
                 input_names=names_in, output_names=names_out, dynamic_axes=axes,
             )  # fmt: skip
-        m = onnx.load(str(tmp))
-        if simplify:
-            onnxslim = require("onnxslim", extra="onnx")
-            m = onnxslim.slim(m)
-        m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
-        onnx.checker.check_model(m, full_check=True)
-        meta = {
-            "lle.version": __version__,
-            "lle.size_multiple": str(mult),
-            "lle.preset": card.preset if card else type(model).__name__,
-            "lle.io": FRAME_IO if io == "uint8" else FLOAT_IO,
-            "lle.normalisation": (
-                "BGR NHWC uint8 frames in and out; cast, scale, pad, round and clip inside the graph"
-                if io == "uint8" else "RGB NCHW float32 in [0, 1]; no mean/std; clip output to [0, 1]"
-            ),
-        }
-        if card is not None:
-            meta["lle.model_card"] = card.to_json()
-        del m.metadata_props[:]
-        for k, v in meta.items():
-            m.metadata_props.add(key=k, value=v)
-        m.producer_name, m.producer_version = "lle", __version__
-        onnx.save(m, str(tmp))
-        os.replace(tmp, path)
+            _finish_onnx(onnx, tmp, card, model, mult, io, simplify=simplify)
     except Exception as err:
-        tmp.unlink(missing_ok=True)
         if isinstance(err, ExportError):
             raise
         raise ExportError(f"ONNX export of {type(model).__name__} failed: {str(err).splitlines()[0]}") from err
     log.info("wrote %s", path)
     return path
+
+
+def _finish_onnx(onnx: Any, tmp: Path, card: ModelCard | None, model: nn.Module, mult: int, io: str, *,
+                 simplify: bool) -> None:
+    """Simplify, shape-infer, check and label the freshly exported graph at ``tmp`` (in place)."""
+    from lle import __version__
+    from lle.backends.base import FLOAT_IO, FRAME_IO
+
+    m = onnx.load(str(tmp))
+    if simplify:
+        onnxslim = require("onnxslim", extra="onnx")
+        m = onnxslim.slim(m)
+    m = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+    onnx.checker.check_model(m, full_check=True)
+    meta = {
+        "lle.version": __version__,
+        "lle.size_multiple": str(mult),
+        "lle.preset": card.preset if card else type(model).__name__,
+        "lle.io": FRAME_IO if io == "uint8" else FLOAT_IO,
+        "lle.normalisation": (
+            "BGR NHWC uint8 frames in and out; cast, scale, pad, round and clip inside the graph"
+            if io == "uint8" else "RGB NCHW float32 in [0, 1]; no mean/std; clip output to [0, 1]"
+        ),
+    }
+    if card is not None:
+        meta["lle.model_card"] = card.to_json()
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=v)
+    m.producer_name, m.producer_version = "lle", __version__
+    onnx.save(m, str(tmp))
 
 
 def read_onnx_metadata(path: Path) -> dict[str, str]:
@@ -174,17 +181,6 @@ def graph_feed(path: Path) -> Feed:
         return out
 
     return feed
-
-
-def run_onnx(path: Path, xs: list[np.ndarray], *, threads: int = 0) -> list[np.ndarray]:
-    """Run the ONNX graph at ``path`` on CPU with onnxruntime; returns ``output`` for each input (N, 3, H, W)."""
-    ort = require("onnxruntime", extra="onnx")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    feed = graph_feed(path)
-    return [sess.run([OUTPUT_NAME], feed(x))[0] for x in xs]
 
 
 def reference_path(onnx_path: Path) -> Path:

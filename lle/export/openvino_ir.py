@@ -17,6 +17,7 @@ import numpy as np
 
 from lle._lazy import require
 from lle.errors import ExportError
+from lle.export.runners import run_ov
 
 if TYPE_CHECKING:
     from lle.export.calibration import CalibrationSet
@@ -28,34 +29,6 @@ log = logging.getLogger(__name__)
 
 OV_QUANT_OPS = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"})
 _NNCF_PRESETS = {"performance": "PERFORMANCE", "mixed": "MIXED"}
-
-
-def run_ov(path: Path, xs: list[np.ndarray], *, device: str = "CPU", cache_dir: str = "") -> list[np.ndarray]:
-    """Run IR ``path`` on ``device`` in FP32 inference precision; returns ``output`` per input (N, 3, H, W)."""
-    ov = require("openvino", extra="openvino")
-    from lle.export.onnx_export import OUTPUT_NAME
-
-    core = ov.Core()
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
-    if cache_dir:
-        config["CACHE_DIR"] = cache_dir
-    compiled = core.compile_model(str(path), device, config)
-    out = compiled.output(OUTPUT_NAME)
-    names = [i.any_name for i in compiled.inputs]
-    results = []
-    for x in xs:
-        feed = {n: _zeros_like_input(compiled.input(n), x) for n in names}
-        results.append(np.asarray(compiled(feed)[out]))
-    return results
-
-
-def _zeros_like_input(port: Any, x: np.ndarray) -> np.ndarray:
-    from lle.export.onnx_export import INPUT_NAME
-
-    if port.any_name == INPUT_NAME:
-        return x
-    shape = [x.shape[0] if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
-    return np.zeros(shape, np.float32)
 
 
 def _graph_io(src: Path) -> str:

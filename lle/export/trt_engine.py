@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from lle._lazy import require
-from lle.errors import BackendError, ConfigError, ExportError
+from lle.errors import BackendError, ConfigError, ExportError, MissingDependencyError
+from lle.export.runners import run_artifact, run_engine
 from lle.export.trt_meta import (
     EngineSpec,
     EnvironmentSpec,
@@ -54,15 +53,15 @@ def current_environment() -> EnvironmentSpec:
 
     cuda, gpu, cc = "unknown", "unknown", "unknown"
     try:
-        from cuda.bindings import runtime as cudart
+        from lle._cuda import Cuda
 
-        _, ver = cudart.cudaRuntimeGetVersion()
-        err, props = cudart.cudaGetDeviceProperties(0)
-        cuda = f"{ver // 1000}.{ver % 1000 // 10}"
-        if int(err) == 0:
-            gpu = props.name.decode(errors="replace").rstrip("\x00")
-            cc = f"{props.major}.{props.minor}"
-    except ImportError:
+        rt = Cuda()
+        cuda = rt.runtime_version()
+        try:
+            gpu, cc = rt.device(0)
+        except BackendError:
+            pass
+    except MissingDependencyError:
         try:
             import torch
 
@@ -79,7 +78,9 @@ def _entropy_calibrator(calib: CalibrationSet, feed: Any, cache: Path) -> trt.II
     """Legacy implicit INT8 calibrator (TensorRT 10.x only), built lazily as Polygraphy does. Cache keyed by sha."""
     import tensorrt as trt
 
-    buffers = _DeviceBuffers()
+    from lle._cuda import DeviceBuffers
+
+    buffers = DeviceBuffers()
 
     class _Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -103,46 +104,6 @@ def _entropy_calibrator(calib: CalibrationSet, feed: Any, cache: Path) -> trt.II
             cache.write_bytes(bytes(data))
 
     return _Calibrator()
-
-
-class _DeviceBuffers:
-    """Device memory per tensor name through cuda-python's runtime API (freed on :meth:`free`)."""
-
-    def __init__(self) -> None:
-        self._cudart = require("cuda.bindings.runtime", extra="tensorrt")
-        self._ptrs: dict[str, tuple[int, int]] = {}
-
-    def _check(self, res: Any) -> Any:
-        err, *rest = res if isinstance(res, tuple) else (res,)
-        if int(err) != 0:
-            raise BackendError(f"CUDA runtime call failed with error {int(err)}")
-        return rest[0] if len(rest) == 1 else rest
-
-    def alloc(self, name: str, nbytes: int) -> int:
-        ptr, size = self._ptrs.get(name, (0, 0))
-        if size < nbytes:
-            if ptr:
-                self._check(self._cudart.cudaFree(ptr))
-            ptr, size = int(self._check(self._cudart.cudaMalloc(nbytes))), nbytes
-            self._ptrs[name] = (ptr, size)
-        return ptr
-
-    def upload(self, name: str, arr: np.ndarray) -> int:
-        arr = np.ascontiguousarray(arr)
-        ptr = self.alloc(name, arr.nbytes)
-        kind = self._cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._check(self._cudart.cudaMemcpy(ptr, arr.ctypes.data, arr.nbytes, kind))
-        return ptr
-
-    def download(self, name: str, out: np.ndarray) -> np.ndarray:
-        kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check(self._cudart.cudaMemcpy(out.ctypes.data, self._ptrs[name][0], out.nbytes, kind))
-        return out
-
-    def free(self) -> None:
-        for ptr, _ in self._ptrs.values():
-            self._cudart.cudaFree(ptr)
-        self._ptrs.clear()
 
 
 def build_engine(
@@ -245,37 +206,6 @@ def load_checked_engine(plan: Path) -> tuple[trt.ICudaEngine, list[str]]:
     return engine, warnings
 
 
-def run_engine(plan: Path, feeds: list[dict[str, np.ndarray]], output: str = "output") -> list[np.ndarray]:
-    """Run ``plan`` on each input dict synchronously; returns ``output`` (float32) per feed."""
-    import tensorrt as trt
-
-    engine, _ = load_checked_engine(plan)
-    ctx = engine.create_execution_context()
-    bufs = _DeviceBuffers()
-    outs: list[np.ndarray] = []
-    try:
-        for feed in feeds:
-            for name, arr in feed.items():
-                ctx.set_input_shape(name, tuple(arr.shape))
-                dtype = trt.nptype(engine.get_tensor_dtype(name))
-                ctx.set_tensor_address(name, bufs.upload(name, arr.astype(dtype)))
-            results: dict[str, np.ndarray] = {}
-            for i in range(engine.num_io_tensors):
-                name = engine.get_tensor_name(i)
-                if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
-                    dims = ctx.get_tensor_shape(name)
-                    shape = tuple(dims[j] for j in range(len(dims)))
-                    host = np.empty(shape, trt.nptype(engine.get_tensor_dtype(name)))
-                    ctx.set_tensor_address(name, bufs.alloc(name, host.nbytes))
-                    results[name] = host
-            if not ctx.execute_async_v3(0):
-                raise BackendError(f"TensorRT execution of {Path(plan).name} failed")
-            outs.append(bufs.download(output, results[output]).astype(np.float32))
-    finally:
-        bufs.free()
-    return outs
-
-
 def to_engine(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | None) -> Path:
     """Step: ONNX (FP32, autocast FP16 or Q/DQ INT8) -> ``model.<precision>.plan`` + sidecar + trtexec line.
 
@@ -289,8 +219,8 @@ def to_engine(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet
 
     require_float_graph(src, "the TensorRT engine build")
     _require_trt()
-    from lle.export.manifest import check_parity, compare, read_manifest, write_manifest
-    from lle.export.onnx_export import graph_feed, load_reference, onnx_io
+    from lle.export.manifest import check_parity, compare, read_manifest, update_manifest, write_manifest
+    from lle.export.onnx_export import load_reference, onnx_io
 
     src = Path(src)
     precision = cfg.precision
@@ -311,7 +241,6 @@ def to_engine(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet
                           calib_cache=plan.parent / f"calib-{spec.source_sha256[:16]}.cache"
                           if cfg.tensorrt.legacy_calibrator else None)
     plan.with_suffix(".trtexec.sh").write_text(f"#!/bin/sh\n# Builds {plan.name} on the target device.\n{cmd}\n")
-    feed = graph_feed(src)
     xs, ys = (ref["hold_x"], ref["hold_y"]) if ref["hold_x"] else (ref["rand_x"], ref["rand_y"])
     in_profile = [x for x in xs if _fits(profiles, x.shape)]
     if not in_profile:
@@ -321,10 +250,12 @@ def to_engine(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet
     # compare() also fails on NaN/Inf, the classic failure of FP16 image models; its PSNR is recorded either way.
     kind, bound = ("psnr", cfg.min_psnr) if precision == "int8" else (
         "atol", cfg.atol_fp16 if precision == "fp16" else cfg.atol_fp32)
-    parity = compare(run_engine(plan, [feed(x) for x in in_profile]), ys, kind=kind, threshold=bound)
+    # The manifest comes first: the backend that runs the check reads the engine's size multiple from it.
     write_manifest(plan, format="tensorrt", precision=precision, preset=src_m.get("preset"), size_multiple=multiple,
-                   engine=spec.to_dict(), parity=parity, trtexec=cmd,
-                   parity_on="held-out calibration images" if ref["hold_x"] else "random")
+                   engine=spec.to_dict(), trtexec=cmd)
+    outs = run_artifact("tensorrt", plan, in_profile, device="cuda", precision=precision)
+    parity = compare(outs, ys, kind=kind, threshold=bound)
+    update_manifest(plan, parity=parity, parity_on="held-out calibration images" if ref["hold_x"] else "random")
     check_parity(parity, plan)
     return plan
 
