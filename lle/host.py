@@ -1,13 +1,15 @@
-"""Host facts for reports and ``lle info``: CPU model and instruction-set flags, GPUs. Loads no runtime."""
+"""Host facts for reports, manifests and ``lle info``: CPU model and flags, GPUs, library versions. Loads no runtime."""
 
 from __future__ import annotations
 
 import platform
 import shutil
 import subprocess
+from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 
-__all__ = ["cpu_features", "gpus"]
+__all__ = ["cpu_features", "dist_version", "gpus", "versions"]
 
 _FEATURES = (
     "avx2",
@@ -49,4 +51,31 @@ def gpus() -> list[str]:
             pass
     if Path("/etc/nv_tegra_release").is_file():
         out.append("NVIDIA Jetson (" + Path("/etc/nv_tegra_release").read_text().split(",")[0].strip("# ") + ")")
+    return out
+
+
+def dist_version(dist: str) -> str | None:
+    """Installed version of distribution ``dist`` or of its GPU/CUDA or full-OpenCV variant; None when absent.
+
+    Reads package metadata only (nothing is imported). Variants tried: ``dist``, ``dist-gpu``, ``dist-cu12``, and
+    ``opencv-python`` for ``opencv-python-headless``.
+    """
+    names = [dist, f"{dist}-gpu", f"{dist}-cu12"]
+    if dist.startswith("opencv"):
+        names.append("opencv-python")
+    for name in names:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def versions(dists: Iterable[str]) -> dict[str, str]:
+    """``{"python": ..., dist: version}`` for every installed one of ``dists`` (absent ones are left out)."""
+    out = {"python": platform.python_version()}
+    for dist in dists:
+        ver = dist_version(dist)
+        if ver is not None:
+            out[dist] = ver
     return out

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from lle.errors import InputError, LLEError, MissingDependencyError
+from lle.models.registry import BUILTIN
 
 __all__ = ["PRESETS", "WEIGHTS_DIR", "bundled_weights", "cache_dir", "is_preset_name", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("quality", "realtime")
-"""Preset names (the registry keys of :mod:`lle.models`), listed without importing torch."""
+PRESETS = tuple(BUILTIN)
+"""Preset names (the bundled registry keys of :mod:`lle.models`), listed without importing torch."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import io
-import logging
 from collections import defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-from lle.bench.report import BenchReport, BenchRow, write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_fps", "plot_latency", "write_plots"]
+    from lle.bench.report import BenchReport, BenchRow
 
-log = logging.getLogger(__name__)
+__all__ = ["plot_fps", "plot_latency", "png_bytes"]
 
 
 def _pixels(size: str) -> float:
@@ -105,22 +101,8 @@ def plot_fps(report: BenchReport) -> Figure | None:
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` as PNG bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def write_plots(report: BenchReport, out: Path, *, stem: str = "bench") -> list[Path]:
-    """Write ``<stem>_latency.png`` and ``<stem>_fps.png`` into ``out``; [] (with a log line) without matplotlib."""
-    try:
-        import matplotlib  # noqa: F401  (Figure objects need no pyplot, so no GUI backend is ever chosen)
-    except ImportError:
-        log.warning("matplotlib is not installed; no plots (pip install 'lle[bench]')")
-        return []
-    out_paths = []
-    for name, make in (("latency", plot_latency), ("fps", plot_fps)):
-        fig = make(report)
-        if fig is not None:
-            out_paths.append(write_atomic(out / f"{stem}_{name}.png", _png(fig)))
-    return out_paths

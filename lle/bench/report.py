@@ -17,7 +17,6 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from lle.errors import InputError
 
 __all__ = [
     "STATUS_MARK", "BenchReport", "BenchRow", "HostInfo", "collect_host", "machine_slug", "render_markdown",
-    "read_report", "render_table", "to_csv", "to_json", "write_atomic", "write_reports",
+    "read_report", "render_table", "to_csv", "to_json",
 ]
 
 STATUS_MARK = {"ok": "✅", "accuracy": "❎", "error": "❌"}
@@ -123,18 +122,6 @@ def _git_sha() -> str:
     return f"{sha}{'-dirty' if sha and dirty else ''}"
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for lib in _LIBS:
-        for dist in (lib, f"{lib}-gpu", f"{lib}-cu12", "opencv-python" if lib.startswith("opencv") else lib):
-            try:
-                out[lib] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return out
-
-
 def machine_slug(cpu: str, cores: int, gpus: list[str]) -> str:
     """Folder name for a machine: ``amd-epyc-2c``, ``intel-core-i7-1185g7-8c-nvidia-h100``.
 
@@ -155,14 +142,14 @@ def machine_slug(cpu: str, cores: int, gpus: list[str]) -> str:
 
 def collect_host(command: str = "") -> HostInfo:
     """CPU model, core count, CPU flags, GPUs, OS, library versions (no runtime is imported), git sha, UTC date."""
-    from lle.host import cpu_features, gpus
+    from lle.host import cpu_features, gpus, versions
 
     cpu, flags = cpu_features()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     g = gpus()
     return HostInfo(
         cpu=cpu, cores=cores, cpu_flags=flags, gpus=g, os=f"{platform.system()} {platform.release()}",
-        python=sys.version.split()[0], libraries=_versions(), git_sha=_git_sha(),
+        python=sys.version.split()[0], libraries=versions(_LIBS), git_sha=_git_sha(),
         command=command or " ".join(["lle", *sys.argv[1:]]),
         date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), slug=machine_slug(cpu, cores, g),
     )  # fmt: skip
@@ -284,21 +271,6 @@ def render_markdown(report: BenchReport, *, plots: list[str] | None = None) -> s
     return "\n".join(lines)
 
 
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename (umask permissions).
-
-    Raises:
-        InputError: the folder cannot be created or written.
-    """
-    from lle._atomic import atomic_write_bytes
-
-    try:
-        atomic_write_bytes(Path(path), data.encode() if isinstance(data, str) else data)
-    except OSError as err:
-        raise InputError(f"cannot write {path}: {err.strerror}", hint="choose a writable --out") from err
-    return Path(path)
-
-
 def read_report(path: Path) -> BenchReport:
     """Load a report written by :func:`to_json` (e.g. to re-render its markdown and plots).
 
@@ -311,17 +283,3 @@ def read_report(path: Path) -> BenchReport:
         return BenchReport(HostInfo(**d["host"]), d["settings"], rows, d.get("summary", {}))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise InputError(f"{path} is not an lle bench report: {err}") from err
-
-
-def write_reports(report: BenchReport, out: Path, *, stem: str = "bench", plots: bool = True) -> list[Path]:
-    """Write ``<stem>.json``, ``.csv``, ``.md`` and (when matplotlib is installed) PNG plots into ``out``."""
-    written: list[Path] = []
-    pngs: list[Path] = []
-    if plots:
-        from lle.bench.plots import write_plots
-
-        pngs = write_plots(report, out, stem=stem)
-    written.append(write_atomic(out / f"{stem}.json", to_json(report)))
-    written.append(write_atomic(out / f"{stem}.csv", to_csv(report)))
-    written.append(write_atomic(out / f"{stem}.md", render_markdown(report, plots=[p.name for p in pngs])))
-    return written + pngs

@@ -13,92 +13,70 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from lle.backends.base import Precision
-
-from lle.bench.artifacts import ArtifactSpec, ExportSettings, resolve_artifact
-from lle.bench.frames import is_black, make_frames, postprocess, preprocess, psnr
+from lle.bench.artifacts import ArtifactSpec, resolve_artifact
+from lle.bench.config import DEFAULT_MIN_PSNR, BenchConfig, backend_opts, reason, size_label
+from lle.bench.frames import is_black, make_frames
 from lle.bench.memory import PeakMemory
 from lle.bench.report import BenchReport, BenchRow, collect_host
 from lle.bench.timing import StageTimer, measure, summarize
-from lle.errors import ConfigError, LLEError, MissingDependencyError
-from lle.pipeline import unpad
+from lle.errors import MissingDependencyError
+from lle.pipeline import Enhancer
+from lle.psnr import psnr
+from lle.streaming.runner import from_blob, to_blob
 
-__all__ = ["DEFAULT_MIN_PSNR", "BenchConfig", "run_bench", "summarize_rows"]
+if TYPE_CHECKING:
+    from lle.backends.base import Backend, Precision
+
+__all__ = ["DEFAULT_MIN_PSNR", "BenchConfig", "RunPath", "run_bench", "summarize_rows"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_PSNR = {"fp32": 50.0, "bf16": 35.0, "fp16": 40.0, "int8": 30.0}
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True, slots=True)
-class BenchConfig:
-    """What to benchmark. ``sizes`` are (width, height); give at most one of ``iters`` / ``seconds`` (default 3 s).
+class RunPath:
+    """The per-frame work of ``lle run`` (:class:`lle.streaming.StreamRunner`) for a loaded backend, stage by stage.
 
-    ``weights`` (.safetensors) feeds torch and on-the-fly exports (``export``: calibration images for INT8);
-    ``artifacts`` is an ``lle export`` folder whose artifacts are used first. ``threads`` 0 leaves each runtime's
-    default. ``min_psnr`` maps precision -> dB.
+    ``pre``: decoded (H, W, 3) uint8 BGR frames -> the backend's input (``to_blob``, or the frames as they are for
+    uint8 frame artifacts); ``infer``: :class:`lle.pipeline.Enhancer` over ``backend.infer`` (pad, infer, crop,
+    clip), or ``backend.infer`` alone for frame artifacts; ``post``: back to uint8 BGR frames (``from_blob``).
+    ``lle bench`` times these three, so its rows and ``lle run --stats`` measure the same code.
     """
 
-    weights: Path | None = None
-    artifacts: Path | None = None
-    backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
-    precisions: tuple[str, ...] = ("fp32",)
-    sizes: tuple[tuple[int, int], ...] = ((1280, 720),)
-    batch: int = 1
-    warmup: int = 3
-    iters: int | None = None
-    seconds: float | None = None
-    threads: int = 0
-    device: str = "auto"
-    quality_frames: int = 3
-    min_psnr: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIN_PSNR))
-    references: bool = True
-    cache_dir: Path | None = None
-    video: Path | None = None
-    photos: bool = True
-    frames: Path | None = None
-    darken: bool = True
-    export: ExportSettings = field(default_factory=ExportSettings)
+    def __init__(self, backend: Backend) -> None:
+        spec = backend.input_spec
+        self.frames = spec.frames
+        self.raw = backend.infer
+        self.enhancer = Enhancer(backend.infer, spec.size_multiple)
 
-    def __post_init__(self) -> None:
-        if self.iters is not None and self.seconds is not None:
-            raise ConfigError("give either iters or seconds, not both", hint="--iters N or --seconds S")
-        if (self.iters is not None and self.iters < 1) or (self.seconds is not None and self.seconds <= 0):
-            raise ConfigError(f"iters/seconds must be positive, got iters={self.iters} seconds={self.seconds}")
-        if self.batch < 1 or self.warmup < 0 or self.quality_frames < 1 or self.threads < 0:
-            raise ConfigError(
-                f"need batch >= 1, warmup >= 0, quality_frames >= 1, threads >= 0; got batch={self.batch}, "
-                f"warmup={self.warmup}, quality_frames={self.quality_frames}, threads={self.threads}"
-            )
-        if not self.sizes and self.video is None:
-            raise ConfigError("no sizes to benchmark", hint="--sizes 1280x720,1920x1080")
-        if self.weights is None and self.artifacts is None:
-            raise ConfigError("nothing to benchmark", hint="pass --preset, --weights or --artifacts")
+    def pre(self, bgr: list[np.ndarray]) -> np.ndarray:
+        if self.frames:
+            return np.ascontiguousarray(bgr[0])[None] if len(bgr) == 1 else np.stack(bgr)
+        return to_blob(bgr[0]) if len(bgr) == 1 else np.concatenate([to_blob(f) for f in bgr])
 
-    @property
-    def budget(self) -> dict[str, Any]:
-        """``iters``/``seconds`` keyword arguments for :func:`measure` (3 s when neither is set)."""
-        return {"iters": self.iters, "seconds": None} if self.iters else {"iters": None, "seconds": self.seconds or 3.0}
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return self.raw(x) if self.frames else self.enhancer(x)
+
+    def post(self, y: np.ndarray) -> list[np.ndarray]:
+        return list(y) if self.frames else [from_blob(y[i : i + 1]) for i in range(len(y))]
+
+    def rgb_float(self, bgr: np.ndarray) -> np.ndarray:
+        """One frame through ``pre`` and ``infer``: (1, 3, H, W) RGB float32 in [0, 1], for the accuracy check."""
+        y = self.infer(self.pre([bgr]))
+        if self.frames:
+            return np.ascontiguousarray(y[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
+        return y
 
 
-def _reason(err: BaseException) -> str:
-    if isinstance(err, LLEError):
-        return f"{err}" + (f" ({err.hint})" if err.hint else "")
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0][:300] if text else ''}".rstrip(": ")
-
-
-def _size(wh: tuple[int, int]) -> str:
-    return f"{wh[0]}x{wh[1]}"
+def _bgr(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """RGB test frames in decoder order (BGR), as ``lle run`` receives them."""
+    return [np.ascontiguousarray(f[..., ::-1]) for f in frames]
 
 
 def _preset_of(cfg: BenchConfig) -> str:
@@ -107,15 +85,6 @@ def _preset_of(cfg: BenchConfig) -> str:
 
         return load_card(cfg.weights).preset
     return cfg.artifacts.name if cfg.artifacts is not None else "?"
-
-
-def _backend_opts(cfg: BenchConfig, backend: str) -> dict[str, Any]:
-    opts: dict[str, Any] = {"device": cfg.device}
-    if backend == "torch" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
-        opts["device"] = "auto"  # OpenVINO device names (GPU, NPU) mean nothing to torch
-    if cfg.threads:
-        opts["threads"] = cfg.threads
-    return opts
 
 
 def _set_torch_threads(cfg: BenchConfig) -> None:
@@ -154,30 +123,15 @@ class _Bench:
 
             ref = load_backend("torch", self.cfg.weights, device="cpu", precision="fp32")
         except Exception as err:  # noqa: BLE001  (no reference: rows keep their timing, PSNR stays empty)
-            self.ref_error = f"no torch FP32 reference: {_reason(err)}"
+            self.ref_error = f"no torch FP32 reference: {reason(err)}"
             log.warning(self.ref_error)
             return
         try:
-            mult = ref.input_spec.size_multiple
+            path = RunPath(ref)
             for wh, frames in self.frames.items():
-                self.refs[wh] = [self._enhance(ref.infer, f, mult) for f in frames[: self.cfg.quality_frames]]
+                self.refs[wh] = [path.rgb_float(f) for f in _bgr(frames[: self.cfg.quality_frames])]
         finally:
             ref.close()
-
-    @staticmethod
-    def _enhance(
-        infer: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, mult: int, *, frames: bool = False
-    ) -> np.ndarray:
-        """(H, W, 3) RGB uint8 -> (1, 3, H, W) float32 in [0, 1] through ``infer``.
-
-        ``frames``: the artifact takes uint8 BGR frames (decoder order) and returns them.
-        """
-        if frames:
-            y = infer(np.ascontiguousarray(frame[None, ..., ::-1]))
-            return np.ascontiguousarray(y[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
-        x, hw = preprocess([frame], mult)
-        y = np.asarray(unpad(infer(x), hw), dtype=np.float32)
-        return np.clip(y, 0.0, 1.0)
 
     def floor_rows(self) -> list[BenchRow]:
         """The resize + copy floor: a x4 INTER_AREA downscale plus one full-frame uint8 copy."""
@@ -192,7 +146,7 @@ class _Bench:
 
             s = summarize(self._measure(step))
             rows.append(BenchRow(
-                self.preset, "resize+copy", "", _size(wh), "ok", kind="reference", device="cpu", iters=s.n,
+                self.preset, "resize+copy", "", size_label(wh), "ok", kind="reference", device="cpu", iters=s.n,
                 p50_ms=s.p50_ms, p90_ms=s.p90_ms, p99_ms=s.p99_ms, mean_ms=s.mean_ms, fps=1000.0 / s.p50_ms,
                 reason="floor: cv2 INTER_AREA /4 + full-frame copy", runtime_version=cv2.__version__,
             ))  # fmt: skip
@@ -217,13 +171,13 @@ class _Bench:
             spec = resolve_artifact(self.cfg.weights, backend, precision, artifacts=self.cfg.artifacts, cache=cache,
                                     export=self.cfg.export)  # fmt: skip
             base.update(artifact=str(spec.path), artifact_mb=round(spec.size_mb, 3))
-            runner = cls(spec.path, precision=cast("Precision", precision), **_backend_opts(self.cfg, backend))
+            runner = cls(spec.path, precision=cast("Precision", precision), **backend_opts(self.cfg, backend))
             runner.load()
         except Exception as err:  # noqa: BLE001  (a combination that cannot be exported/loaded is an error row)
-            log.debug("%s %s: %s", backend, precision, _reason(err))
+            log.debug("%s %s: %s", backend, precision, reason(err))
             self.done += len(self.cfg.sizes) - 1
             self._tick()
-            return [BenchRow(size="-", status="error", reason=_reason(err), **base)]
+            return [BenchRow(size="-", status="error", reason=reason(err), **base)]
         try:
             info = runner.describe()
             base.update(device=info.device, runtime_version=info.runtime_version)
@@ -232,7 +186,7 @@ class _Bench:
                 try:
                     rows.append(self._run_size(runner, wh, spec, base))
                 except Exception as err:  # noqa: BLE001  (e.g. a size outside an engine's profile)
-                    rows.append(BenchRow(size=_size(wh), status="error", reason=_reason(err), **base))
+                    rows.append(BenchRow(size=size_label(wh), status="error", reason=reason(err), **base))
                 self._tick()
             return rows
         finally:
@@ -240,33 +194,22 @@ class _Bench:
 
     def _run_size(self, runner: Any, wh: tuple[int, int], spec: ArtifactSpec, base: dict[str, Any]) -> BenchRow:
         cfg, frames = self.cfg, self.frames[wh]
-        mult = runner.input_spec.size_multiple
-        as_frames = bool(runner.input_spec.frames)
         sync = getattr(runner, "synchronize", None)
+        path = RunPath(runner)
         with PeakMemory(device=str(base.get("device", ""))) as mem:
-            outs = [self._enhance(runner.infer, f, mult, frames=as_frames) for f in frames[: cfg.quality_frames]]
-            status, reason, score = self._accuracy(outs, self.refs.get(wh), base["precision"])
-            batch = [frames[i % len(frames)] for i in range(cfg.batch)]
-            # A frame artifact gets the batch as a decoder delivers it (BGR uint8, the order flip done once here,
-            # not timed): pre and post are then no work at all, as in `lle run`.
-            bgr = np.ascontiguousarray(np.stack(batch)[..., ::-1]) if as_frames else None
+            outs = [path.rgb_float(f) for f in _bgr(frames[: cfg.quality_frames])]
+            status, why, score = self._accuracy(outs, self.refs.get(wh), base["precision"])
+            # The batch as a decoder delivers it (BGR uint8; the order flip done once here, not timed).
+            batch = _bgr([frames[i % len(frames)] for i in range(cfg.batch)])
             st = StageTimer(("pre", "infer", "post"), sync=sync)
 
             def step() -> None:
-                if bgr is not None:
-                    with st("pre"):
-                        x = bgr
-                    with st("infer"):
-                        runner.infer(x)
-                    with st("post"):
-                        pass
-                    return
                 with st("pre"):
-                    x, hw = preprocess(batch, mult)
+                    x = path.pre(batch)
                 with st("infer"):
-                    y = runner.infer(x)
+                    y = path.infer(x)
                 with st("post"):
-                    postprocess(y, hw)
+                    path.post(y)
 
             for _ in range(cfg.warmup):
                 step()
@@ -274,7 +217,7 @@ class _Bench:
             s = summarize(measure(step, warmup=0, **cfg.budget))
         med = st.medians()
         return BenchRow(
-            size=_size(wh), status=status, reason=reason, iters=s.n, p50_ms=s.p50_ms, p90_ms=s.p90_ms,
+            size=size_label(wh), status=status, reason=why, iters=s.n, p50_ms=s.p50_ms, p90_ms=s.p90_ms,
             p99_ms=s.p99_ms, mean_ms=s.mean_ms, fps=cfg.batch * 1000.0 / s.p50_ms, pre_ms=med["pre"],
             infer_ms=med["infer"], post_ms=med["post"], peak_rss_mb=mem.rss_mb, gpu_mem_mb=mem.gpu_mb,
             psnr_db=score, **base,
@@ -285,7 +228,7 @@ class _Bench:
             return "accuracy", "NaN/Inf in the output", math.nan
         if refs is None:
             return "ok", self.ref_error or "no reference output", None
-        score = min(psnr(o, r, data_range=1.0) for o, r in zip(outs, refs, strict=True))
+        score = min(psnr(o, r) for o, r in zip(outs, refs, strict=True))
         if any(is_black(o, r) for o, r in zip(outs, refs, strict=True)):
             return "accuracy", "black output", score
         need = self.cfg.min_psnr.get(precision)
@@ -374,7 +317,7 @@ def run_bench(cfg: BenchConfig, *, progress: Progress | None = None, command: st
     settings = {
         "preset": bench.preset, "weights": str(cfg.weights or ""), "artifacts": str(cfg.artifacts or ""),
         "backends": ",".join(cfg.backends), "precisions": ",".join(cfg.precisions),
-        "sizes": ",".join(_size(s) for s in cfg.sizes), "batch": cfg.batch, "warmup": cfg.warmup,
+        "sizes": ",".join(size_label(s) for s in cfg.sizes), "batch": cfg.batch, "warmup": cfg.warmup,
         "iters": cfg.iters, "seconds": cfg.seconds, "threads": cfg.threads, "device": cfg.device,
         "quality_frames": cfg.quality_frames, "min_psnr": cfg.min_psnr, "video": str(cfg.video or ""),
         "load_avg_at_start": round(load, 2), "frames": _frames_label(cfg), "calib": str(cfg.export.calib or ""),

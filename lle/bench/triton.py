@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from lle.bench.report import HostInfo, collect_host, write_atomic
+from lle.bench.output import write_atomic
+from lle.bench.report import HostInfo, collect_host
 from lle.errors import ConfigError, LLEError
 
 __all__ = ["DEFAULT_CONCURRENCY", "TritonBenchReport", "TritonBenchRow", "bench_triton", "render_triton_markdown",

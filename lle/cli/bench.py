@@ -141,7 +141,8 @@ def bench(
         _bench_triton(backend, url, model, concurrency, sizes, seconds, warmup, out, name)
         return
     from lle.bench.artifacts import ExportSettings
-    from lle.bench.report import render_table, write_reports
+    from lle.bench.output import write_reports
+    from lle.bench.report import render_table
     from lle.bench.runner import BenchConfig, run_bench
 
     if iters is not None and seconds is not None:

@@ -7,9 +7,8 @@ and how well it matches the PyTorch reference (max abs/rel diff, PSNR).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-import platform
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from lle._atomic import atomic_write_bytes
 from lle.errors import ParityError
+from lle.psnr import psnr as _psnr
 
 __all__ = [
     "ParityResult",
@@ -49,24 +49,19 @@ def sha256_file(path: Path) -> str:
 
 def tool_versions() -> dict[str, str]:
     """Installed versions of the tools that may take part in an export (absent ones are left out)."""
-    out = {"python": platform.python_version()}
-    for name in _TOOLS:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    from lle.host import versions
+
+    return versions(_TOOLS)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two arrays in [0, 1] (both clipped to [0, 1] first, as the pipeline does).
+    """PSNR in dB between two arrays in [0, 1] (both clipped to [0, 1] first, as the pipeline does); uncapped.
 
     Example:
         >>> round(psnr(np.zeros(4), np.full(4, 0.1)), 1)
         20.0
     """
-    mse = float(np.mean((np.clip(a, 0, 1).astype(np.float64) - np.clip(b, 0, 1).astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10.0 * np.log10(1.0 / mse))
+    return _psnr(a, b, clip=True, cap=math.inf)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ import numpy as np
 
 from lle._atomic import atomic_write_bytes
 from lle._lazy import require
+from lle.export.qdq import calibrate_ranges, conv_names, write_qdq
 
 if TYPE_CHECKING:
     from lle.export.calibration import CalibrationSet
@@ -80,7 +81,7 @@ def mixed_plan(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSe
                ) -> MixedPlan:
     """The plan for ``src`` from ``out_dir/model.int8.plan.json`` when it matches, else searched and saved there.
 
-    ``ranges`` are the activation ranges from :func:`lle.export.ort_quant.calibrate_ranges` when the caller has
+    ``ranges`` are the activation ranges from :func:`lle.export.qdq.calibrate_ranges` when the caller has
     them; otherwise a miss calibrates first.
     """
     src = Path(src)
@@ -95,8 +96,6 @@ def mixed_plan(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSe
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring unreadable mixed-precision plan %s", cache)
     if ranges is None:
-        from lle.export.ort_quant import calibrate_ranges
-
         ranges = calibrate_ranges(src, calib, method=cfg.calibration.method)
     plan = search_plan(src, cfg, calib, ranges)
     body = {"key": key, "plan": asdict(plan)}
@@ -108,8 +107,7 @@ def search_plan(src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any
     """Run the search in the module docstring on the probe images; ``ranges`` come from the calibration."""
     onnx = require("onnx", extra="onnx")
     from lle.export.manifest import psnr
-    from lle.export.onnx_export import run_onnx
-    from lle.export.ort_quant import conv_names, write_qdq
+    from lle.export.runners import run_onnx
 
     src = Path(src)
     c = cfg.calibration

@@ -1,7 +1,13 @@
-"""Model registry: preset name -> builder. Registry keys double as CLI names."""
+"""Model registry: preset name -> builder. Registry keys double as CLI names.
+
+This module imports no model: each preset module registers itself with :func:`register_model` when it is
+imported, and :data:`BUILTIN` names the module of every bundled preset (strings, as the backend registry does), so
+the registry stays below the models it lists.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +16,10 @@ from lle.errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["BUILTIN", "create_model", "list_models", "register_model"]
+
+BUILTIN: dict[str, str] = {"quality": "lle.models.unet", "realtime": "lle.models.realtime"}
+"""Bundled preset -> the module that registers it. :data:`lle.presets.PRESETS` lists the same names torch-free."""
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -28,8 +37,8 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 
 def _ensure_builtin() -> None:
-    import lle.models.realtime  # noqa: F401  (registers "realtime")
-    import lle.models.unet  # noqa: F401  (registers "quality")
+    for module in BUILTIN.values():
+        importlib.import_module(module)
 
 
 def list_models() -> list[str]:
