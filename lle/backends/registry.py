@@ -15,8 +15,8 @@ from lle.backends.base import Backend
 from lle.errors import BackendError, ConfigError
 
 __all__ = [
-    "BACKENDS", "SUFFIX_BACKENDS", "auto_backend", "available_backends", "backend_class", "list_backends",
-    "load_backend",
+    "ALIASES", "BACKENDS", "RUNTIME_MODULES", "SUFFIX_BACKENDS", "auto_backend", "available_backends", "backend_class",
+    "backend_suffixes", "list_backends", "load_backend",
 ]
 
 BACKENDS: dict[str, str] = {
@@ -36,10 +36,25 @@ SUFFIX_BACKENDS: dict[str, tuple[str, ...]] = {
     ".plan": ("tensorrt",),
     ".engine": ("tensorrt",),
 }
-_RUNTIME_MODULE = {
+
+
+def backend_suffixes(name: str) -> tuple[str, ...]:
+    """The artifact suffixes backend ``name`` (or an alias) runs, those it is the first choice for first.
+
+    Example:
+        >>> backend_suffixes("openvino"), backend_suffixes("trt")
+        (('.xml', '.onnx'), ('.plan', '.engine'))
+    """
+    name = ALIASES.get(name, name)
+    ranked = [(names.index(name), suffix) for suffix, names in SUFFIX_BACKENDS.items() if name in names]
+    return tuple(suffix for _, suffix in sorted(ranked, key=lambda r: r[0]))
+
+
+RUNTIME_MODULES = {
     "torch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "tensorrt": "tensorrt",
     "triton": "tritonclient",
 }  # fmt: skip
+"""Backend -> the module (and distribution) of its runtime, looked up without importing it."""
 
 
 def _all() -> dict[str, str]:
@@ -58,7 +73,7 @@ def available_backends() -> list[str]:
     """Registered backends whose runtime is importable (checked without importing it)."""
     out = []
     for name in list_backends():
-        mod = _RUNTIME_MODULE.get(name)
+        mod = RUNTIME_MODULES.get(name)
         if mod is None or importlib.util.find_spec(mod) is not None:
             out.append(name)
     return out

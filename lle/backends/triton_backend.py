@@ -204,12 +204,9 @@ class TritonBackend(Backend):
         return [y, feeds[STATE]]
 
     def describe(self) -> BackendInfo:
-        import importlib.metadata
+        from lle.host import dist_version
 
-        try:
-            version = importlib.metadata.version("tritonclient")
-        except importlib.metadata.PackageNotFoundError:
-            version = ""
+        version = dist_version("tritonclient") or ""
         extra = {"server_version": self._server_version, "protocol": self.protocol, "sequence": self._sequence,
                  "platform": self._config.get("platform") or self._config.get("backend", "")}
         return BackendInfo(self.name, self.precision, f"{self.protocol}://{self.url}", self.model, version, extra)

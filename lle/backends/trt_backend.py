@@ -21,6 +21,7 @@ from lle._cuda import Cuda, DeviceBuffers
 from lle._lazy import require
 from lle.backends._graph import check_graph_io
 from lle.backends.base import INPUT, Backend, BackendInfo, TensorSpec
+from lle.backends.registry import backend_suffixes
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ __all__ = ["ENGINE_SUFFIXES", "TrtBackend", "engine_size_multiple"]
 
 log = logging.getLogger(__name__)
 
-ENGINE_SUFFIXES = (".plan", ".engine")
+ENGINE_SUFFIXES = backend_suffixes("tensorrt")
 _PRESET_MULTIPLE = {"quality": 16, "realtime": 4}
 
 

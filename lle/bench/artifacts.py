@@ -32,7 +32,6 @@ KNOWN_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # backend -> export format of lle.export (``lle export --format``); the precision carries over unchanged.
 EXPORT_FORMATS: dict[str, str] = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "tensorrt"}
 _INT8_FORMAT = {"onnxruntime": "onnx-int8"}
-_SUFFIXES = {"onnxruntime": (".onnx",), "openvino": (".xml", ".onnx"), "tensorrt": (".engine", ".plan", ".trt")}
 _INT8_TAGS = ("int8", "qdq", "quant")
 
 
@@ -95,12 +94,17 @@ def _from_manifests(folder: Path, backend: str, precision: str) -> Path | None:
 def find_artifact(folder: Path, backend: str, precision: str) -> Path | None:
     """The artifact for ``backend``/``precision`` in an ``lle export`` folder, or None.
 
-    A manifest JSON beside the artifact (``artifact``, ``format``, ``precision`` keys) wins; otherwise the file
-    suffix plus a precision tag in the name (``int8``/``qdq`` -> int8, ``fp16``, else fp32). OpenVINO fp16/bf16
-    run an fp32 IR with a precision hint when no fp16 IR exists.
+    A manifest JSON beside the artifact (``artifact``, ``format``, ``precision`` keys) says what it is; only a file
+    without one is judged by its suffix (the ones its backend runs, :func:`lle.backends.registry.backend_suffixes`)
+    plus a precision tag in the name (``int8``/``qdq`` -> int8, ``fp16``, else fp32). OpenVINO fp16/bf16 run an
+    fp32 IR with a precision hint when no fp16 IR exists.
     """
-    suffixes = _SUFFIXES.get(backend, ())
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    from lle.backends.registry import backend_suffixes
+    from lle.export.manifest import manifest_path
+
+    suffixes = backend_suffixes(backend) if backend in _MANIFEST_FORMATS else ()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                   and not manifest_path(p).is_file())  # fmt: skip
     for want in (precision, "fp32") if backend == "openvino" and precision in {"fp16", "bf16"} else (precision,):
         found = _from_manifests(folder, backend, want)
         if found is not None:

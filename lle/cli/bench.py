@@ -147,8 +147,10 @@ def bench(
 
     if iters is not None and seconds is not None:
         raise InputError("give --iters or --seconds, not both")
-    if preset is not None and preset not in {"quality", "realtime"}:
-        raise InputError(f"unknown preset {preset!r}", hint="quality or realtime")
+    from lle.presets import PRESETS
+
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}", hint=" or ".join(PRESETS))
     size_list = parse_sizes(sizes)
     thresholds = parse_min_psnr(min_psnr)
     if calib is not None and not calib.is_dir():

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from lle.cli._common import cli_errors, default_weights, err_console, out_console, progress_bar
 from lle.errors import ConfigError
+from lle.presets import PRESETS
 
 if TYPE_CHECKING:
     from lle.export import ExportResult
@@ -46,9 +47,10 @@ class CalibMethod(str, Enum):
     percentile = "percentile"
 
 
-class Preset(str, Enum):
-    quality = "quality"
-    realtime = "realtime"
+def _check_preset(value: str) -> str:
+    if value not in PRESETS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, PRESETS))}.")
+    return value
 
 
 def parse_hw(value: str | None, flag: str) -> tuple[int, int] | None:
@@ -84,7 +86,9 @@ def export(
     precision: Annotated[
         Precision | None, typer.Option(help="fp32, fp16 or int8 (default: the profile's; int8 for onnx-int8).")
     ] = None,
-    preset: Annotated[Preset, typer.Option(help="Preset whose bundled weights to export.")] = Preset.quality,
+    preset: Annotated[
+        str, typer.Option(callback=_check_preset, help=f"Bundled weights to export: {' | '.join(PRESETS)}.")
+    ] = "quality",
     weights: Annotated[
         Path | None, typer.Option(help="Weights (.safetensors + .json card) instead of a preset's.")
     ] = None,
@@ -146,7 +150,7 @@ def export(
     """
     from lle.export.config import ExportConfig, load_profile, with_overrides
 
-    w = default_weights(preset.value, weights)
+    w = default_weights(preset, weights)
     base = load_profile(profile) if profile is not None else ExportConfig()
     fmt_value = fmt.value if fmt is not None else (base.format if profile is not None else None)
     if fmt_value is None:
