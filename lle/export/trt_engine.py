@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lle._atomic import atomic_write_bytes
 from lle._lazy import require
 from lle.errors import BackendError, ConfigError, ExportError, MissingDependencyError
 from lle.export.runners import run_artifact, run_engine
@@ -175,9 +176,7 @@ def build_engine(
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(f"TensorRT failed to build an engine from {Path(onnx_path).name} (see the log above)")
-    tmp = plan.with_name(f".{plan.name}.part")
-    tmp.write_bytes(memoryview(serialized))
-    tmp.replace(plan)
+    atomic_write_bytes(plan, bytes(memoryview(serialized)))
     cache_path.write_bytes(memoryview(config.get_timing_cache().serialize()))
     log.info("built %s in %.0f s", plan.name, time.perf_counter() - t0)
     return EngineSpec(
