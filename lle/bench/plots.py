@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,18 +37,26 @@ def _figure(ncols: int) -> tuple[Figure, list]:
     return fig, axes
 
 
-def plot_latency(report: BenchReport) -> Figure | None:
-    """p50 latency (log) vs megapixels, one line per backend/precision, one panel per preset. None if no data."""
+def _panels(report: BenchReport) -> tuple[Figure, list[tuple[Any, str, list[BenchRow]]]] | None:
+    """A figure with one panel per preset: ``(figure, [(axes, preset, measured rows of the preset)])``, or None."""
     rows = _measured(report)
     presets = sorted({r.preset for r in rows})
     if not presets:
         return None
     fig, axes = _figure(len(presets))
-    for ax, preset in zip(axes, presets, strict=True):
+    return fig, [(ax, p, [r for r in rows if r.preset == p]) for ax, p in zip(axes, presets, strict=True)]
+
+
+def plot_latency(report: BenchReport) -> Figure | None:
+    """p50 latency (log) vs megapixels, one line per backend/precision, one panel per preset. None if no data."""
+    panels = _panels(report)
+    if panels is None:
+        return None
+    fig, per_preset = panels
+    for ax, preset, rows in per_preset:
         series: dict[str, list[BenchRow]] = defaultdict(list)
         for r in rows:
-            if r.preset == preset:
-                series[r.label].append(r)
+            series[r.label].append(r)
         for label, rs in sorted(series.items()):
             rs.sort(key=lambda r: _pixels(r.size))
             style = "--" if rs[0].kind == "reference" else "-"
@@ -56,7 +64,7 @@ def plot_latency(report: BenchReport) -> Figure | None:
             ax.plot([_pixels(r.size) for r in rs], [r.p50_ms for r in rs], style, marker=marker, label=label)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        sizes = sorted({r.size for r in rows if r.preset == preset}, key=_pixels)
+        sizes = sorted({r.size for r in rows}, key=_pixels)
         ax.set_xticks([_pixels(sz) for sz in sizes], sizes, fontsize=7)
         ax.xaxis.set_minor_formatter(_null_formatter())
         x0 = ax.get_xlim()[0]
@@ -74,13 +82,11 @@ def plot_latency(report: BenchReport) -> Figure | None:
 
 def plot_fps(report: BenchReport) -> Figure | None:
     """Grouped FPS bars: one group per size, one bar per backend/precision; one panel per preset."""
-    rows = _measured(report)
-    presets = sorted({r.preset for r in rows})
-    if not presets:
+    panels = _panels(report)
+    if panels is None:
         return None
-    fig, axes = _figure(len(presets))
-    for ax, preset in zip(axes, presets, strict=True):
-        rs = [r for r in rows if r.preset == preset]
+    fig, per_preset = panels
+    for ax, preset, rs in per_preset:
         sizes = sorted({r.size for r in rs}, key=_pixels)
         labels = sorted({r.label for r in rs})
         width = 0.8 / max(1, len(labels))

@@ -41,7 +41,8 @@ def to_qdq(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | 
     require_float_graph(src, "Q/DQ INT8 quantization")
     onnx = require("onnx", extra="onnx")
     from lle.export.manifest import check_parity, compare, read_manifest, write_manifest
-    from lle.export.onnx_export import load_reference, onnx_io, run_onnx
+    from lle.export.onnx_export import load_reference, onnx_io
+    from lle.export.runners import run_onnx
 
     if calib is None:
         raise ExportError("INT8 export needs calibration images", hint="pass --calib DIR (e.g. calibration_data/)")
