@@ -12,12 +12,13 @@ from lle.cli._common import WEIGHTS_DIR
 from lle.cli.app import app
 from lle.io.image import read_image
 from lle.models.checkpoint import load_card
+from lle.presets import PRESETS
 
 SAMPLE = Path(__file__).resolve().parents[2] / "lle" / "assets" / "sample_dark.jpg"
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-@pytest.mark.parametrize("preset", ["quality", "realtime"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_bundled_weights_have_cards_and_fit_in_10_mb(preset: str) -> None:
     w = WEIGHTS_DIR / f"{preset}.safetensors"
     assert w.is_file() and w.stat().st_size < 10 * 2**20
@@ -25,7 +26,7 @@ def test_bundled_weights_have_cards_and_fit_in_10_mb(preset: str) -> None:
     assert card.preset == preset and card.metrics["validation"] and card.training["steps"] > 0
 
 
-@pytest.mark.parametrize("preset", ["quality", "realtime"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_readme_first_command_brightens_the_sample(tmp_path, preset: str) -> None:
     out = tmp_path / "enhanced.jpg"
     res = CliRunner().invoke(app, ["enhance", str(SAMPLE), "-o", str(out), "--preset", preset])
@@ -43,7 +44,7 @@ def test_readme_first_command_brightens_the_sample(tmp_path, preset: str) -> Non
 RECORDED = {"quality": (23.98, 0.703), "realtime": (21.24, 0.630)}
 
 
-@pytest.mark.parametrize("preset", ["quality", "realtime"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_shipped_weights_keep_their_quality_on_the_sample(tmp_path, preset: str) -> None:
     skimage = pytest.importorskip("skimage")
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity

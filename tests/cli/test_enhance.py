@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from lle.cli.app import app
 from lle.io.image import read_image, write_image
+from lle.presets import PRESETS
 from tests.conftest import dark_image
 
 runner = CliRunner()
@@ -31,7 +32,7 @@ def test_info_lists_backends_with_their_versions() -> None:
     assert ort.__version__ in res.output and "CPU" in res.output  # the installed version, not just the name
 
 
-@pytest.mark.parametrize("preset", ["quality", "realtime"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_enhance_mixed_folder(tmp_path, tiny_weights, preset: str) -> None:
     src = tmp_path / "in"
     sizes = {"a.png": (17, 9), "b.jpg": (1, 1), "c.png": (40, 64), "d.tif": (33, 20)}

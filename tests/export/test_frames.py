@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lle.export.config import ExportConfig
+from lle.presets import PRESETS
 
 SIZES = [(1, 1), (1, 7), (7, 3), (37, 53), (64, 96)]
 
@@ -44,7 +45,7 @@ def frame_onnx(tiny_weights, tmp_path_factory) -> dict[str, Path]:
     return {p: to_onnx(w, tmp_path_factory.mktemp(f"u8-{p}"), cfg, None) for p, w in tiny_weights.items()}
 
 
-@pytest.mark.parametrize("preset", ["quality", "realtime"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_uint8_onnx_any_size_matches_float_path_within_one_level(frame_onnx, tiny_weights, preset) -> None:
     from lle.backends.registry import load_backend
     from lle.export.manifest import read_manifest

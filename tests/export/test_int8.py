@@ -10,8 +10,8 @@ import pytest
 
 from lle.errors import ExportError
 from lle.export.manifest import psnr, read_manifest
+from lle.presets import PRESETS
 
-PRESETS = ("quality", "realtime")
 # Floors a few dB under what the tiny seeded models reach on the held-out images: ONNX Q/DQ 46.2 dB quality,
 # 84.2 dB realtime; OpenVINO NNCF 76.4 / 87.7 dB (the NNCF floors are in test_openvino_irs.py).
 QDQ_FLOOR = {"quality": 43.0, "realtime": 80.0}

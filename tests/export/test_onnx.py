@@ -18,8 +18,7 @@ from lle.export.onnx_export import (
     read_onnx_metadata,
     run_onnx,
 )
-
-PRESETS = ("quality", "realtime")
+from lle.presets import PRESETS
 
 
 @pytest.mark.parametrize("preset", PRESETS)

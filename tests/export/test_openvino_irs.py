@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from lle.export.manifest import psnr, read_manifest
+from lle.presets import PRESETS
 
 pytest.importorskip("openvino")
 pytestmark = pytest.mark.openvino
 
-PRESETS = ("quality", "realtime")
 
 
 def _src(exported, preset: str, tmp_path: Path) -> Path:

@@ -8,12 +8,13 @@ import pytest
 
 from lle.config import load_config
 from lle.models.checkpoint import load_card
+from lle.presets import PRESETS
 from lle.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("preset", ["quality", "realtime"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_recipe_parses_and_matches_the_bundled_architecture(preset: str) -> None:
     cfg = load_config(TrainConfig, ROOT / "training" / "configs" / f"{preset}.yaml", [])
     card = load_card(ROOT / "lle" / "weights" / f"{preset}.safetensors")
