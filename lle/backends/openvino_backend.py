@@ -11,6 +11,7 @@ import numpy as np
 from lle._lazy import require
 from lle.backends._graph import graph_spec
 from lle.backends.base import INPUT, OUTPUT, Backend, BackendInfo, TensorSpec
+from lle.backends.registry import backend_suffixes
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class OpenVinoBackend(Backend):
     def load(self) -> None:
         ov = require("openvino", extra=self.extra)
         suffix = self.model_path.suffix.lower()
-        if suffix not in {".xml", ".onnx"}:
+        if suffix not in backend_suffixes(self.name):
             raise BackendError(
                 f"openvino runs .xml IR or .onnx graphs, got {self.model_path.name}",
                 hint="use --backend auto to pick the backend from the file type",

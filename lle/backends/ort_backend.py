@@ -11,6 +11,7 @@ import numpy as np
 from lle._lazy import require
 from lle.backends._graph import graph_spec
 from lle.backends.base import Backend, BackendInfo, TensorSpec
+from lle.backends.registry import backend_suffixes
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class OrtBackend(Backend):
 
     def load(self) -> None:
         ort = require("onnxruntime", extra=self.extra)
-        if self.model_path.suffix.lower() != ".onnx":
+        if self.model_path.suffix.lower() not in backend_suffixes(self.name):
             raise BackendError(
                 f"onnxruntime runs .onnx graphs, got {self.model_path.name}",
                 hint="use --backend auto to pick the backend from the file type",

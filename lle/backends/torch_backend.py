@@ -9,6 +9,7 @@ import numpy as np
 
 from lle._lazy import require
 from lle.backends.base import ALPHA, INPUT, STATE, STATE_OUT, Backend, BackendInfo, TensorSpec
+from lle.backends.registry import backend_suffixes
 from lle.errors import BackendError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class TorchBackend(Backend):
         torch = require("torch", extra=self.extra)
         from lle.models.checkpoint import load_model
 
-        if self.model_path.suffix != ".safetensors":
+        if self.model_path.suffix not in backend_suffixes(self.name):
             raise BackendError(
                 f"torch backend runs .safetensors weights, got {self.model_path.name}",
                 hint="use --backend onnxruntime/openvino/tensorrt for exported artifacts",
