@@ -12,6 +12,8 @@ import numpy as np
 __all__ = ["Enhancer", "pad_to_multiple", "tile_windows", "unpad"]
 
 Infer = Callable[[np.ndarray], np.ndarray]
+ReadWindow = Callable[[int, int, int, int], np.ndarray]
+EmitRows = Callable[[int, int, np.ndarray], None]
 
 
 def pad_to_multiple(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -66,6 +68,7 @@ class Enhancer:
         if tile is not None and (tile < 2 * overlap or tile % size_multiple):
             raise ValueError(f"tile={tile} must be a multiple of {size_multiple} and >= 2*overlap ({2 * overlap})")
         self.infer, self.size_multiple, self.tile, self.overlap = infer, size_multiple, tile, overlap
+        self.bytes_per_px = 0  # the model's memory per input pixel, when known (sizes tiles to a memory budget)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Enhance (N, 3, H, W) float32 in [0, 1] of any H, W >= 1. Returns the same shape, clipped to [0, 1]."""
@@ -75,6 +78,50 @@ class Enhancer:
         else:
             out = self._tiled(batch)
         return np.clip(out, 0.0, 1.0, out=out)
+
+    def stream(self, h: int, w: int, read: ReadWindow, emit: EmitRows, *, tile: int | None = None) -> None:
+        """Enhance an H x W image tile by tile, holding at most one band of ``tile`` rows of float32 output.
+
+        ``read(y0, y1, x0, x1)`` returns that window of the input as (1, 3, y1-y0, x1-x0) float32 in [0, 1];
+        ``emit(y0, y1, rows)`` receives finished rows (1, 3, y1-y0, W) float32 in [0, 1], top to bottom, each row
+        once. The result equals ``self(image)`` with tiles of ``tile`` (default: this Enhancer's; None = whole).
+        Tile weights are separable, so the blend normalisation is an outer product of two 1-D sums.
+        """
+        size = tile or self.tile or max(h, w)
+        overlap = self.overlap if size == self.tile else min(self.overlap, size // 4)
+        rows, cols = tile_windows(h, size, overlap), tile_windows(w, size, overlap)
+        wys = [_ramp(b - a, overlap, i == 0, i == len(rows) - 1) for i, (a, b) in enumerate(rows)]
+        wxs = [_ramp(b - a, overlap, j == 0, j == len(cols) - 1) for j, (a, b) in enumerate(cols)]
+        ny, nx = np.zeros(h, np.float32), np.zeros(w, np.float32)
+        for (a, b), wy in zip(rows, wys, strict=True):
+            ny[a:b] += wy
+        for (a, b), wx in zip(cols, wxs, strict=True):
+            nx[a:b] += wx
+        acc: np.ndarray | None = None
+        acc_y0 = 0
+        for (y0, y1), wy in zip(rows, wys, strict=True):
+            band = np.zeros((1, 3, y1 - y0, w), np.float32)
+            if acc is not None:
+                if y0 > acc_y0:
+                    emit(acc_y0, y0, self._finish(acc[:, :, : y0 - acc_y0], ny[acc_y0:y0], nx))
+                keep = acc[:, :, y0 - acc_y0 :]
+                band[:, :, : keep.shape[2]] = keep
+            acc, acc_y0 = band, y0
+            for (x0, x1), wx in zip(cols, wxs, strict=True):
+                out = self.run_window(read(y0, y1, x0, x1))
+                out *= wy[:, None] * wx[None, :]
+                acc[:, :, :, x0:x1] += out
+        if acc is not None:
+            emit(acc_y0, h, self._finish(acc, ny[acc_y0:h], nx))
+
+    @staticmethod
+    def _finish(acc: np.ndarray, ny: np.ndarray, nx: np.ndarray) -> np.ndarray:
+        out = acc / (ny[:, None] * nx[None, :])
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    def run_window(self, x: np.ndarray) -> np.ndarray:
+        """Pad (N, 3, H, W) float32 to the size multiple, infer and crop back; not clipped."""
+        return self._run(x)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         padded, hw = pad_to_multiple(np.ascontiguousarray(x, dtype=np.float32), self.size_multiple)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
 from collections.abc import Callable, Iterator
@@ -63,11 +64,22 @@ def progress_bar(description: str, total: int, *, enabled: bool = True) -> Itera
 
 STATE = {"debug": False}
 
+_STORAGE_ERRORS = {
+    errno.ENOSPC: "the disk is full: free some space or choose another output folder",
+    errno.EDQUOT: "your disk quota is used up: free some space or choose another output folder",
+    errno.EROFS: "that file system is read-only: choose another output folder",
+    errno.EACCES: "you have no permission there: choose another path",
+    errno.EFBIG: "the file is larger than this file system or your limits allow: choose another output folder",
+    errno.ENOTDIR: "a file stands where a folder is expected: choose another output folder",
+    errno.EISDIR: "a folder stands where a file is expected: choose another output path",
+}
+
 
 def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn an :class:`LLEError` into one red line on stderr (plus a hint line) and exit code 1.
 
-    ``lle --debug`` re-raises instead, with the traceback.
+    A storage ``OSError`` that reached the command unconverted (disk full, quota, read-only, permission) gets the
+    same treatment, naming the file. ``lle --debug`` re-raises instead, with the traceback.
     """
 
     @functools.wraps(fn)
@@ -77,9 +89,19 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except LLEError as err:
             if STATE["debug"]:
                 raise
-            err_console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
-            if err.hint:
-                err_console.print(f"hint: {escape(err.hint)}", highlight=False, soft_wrap=True)
+            _print_error(str(err), err.hint)
+            raise typer.Exit(1) from None
+        except OSError as err:
+            if STATE["debug"] or err.errno not in _STORAGE_ERRORS:
+                raise
+            where = f" {err.filename}" if err.filename else ""
+            _print_error(f"cannot write{where}: {err.strerror or err}", _STORAGE_ERRORS[err.errno])
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    if hint:
+        err_console.print(f"hint: {escape(hint)}", highlight=False, soft_wrap=True)

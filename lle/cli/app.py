@@ -46,6 +46,22 @@ def _root(
     root.handlers[:] = [RichHandler(console=err_console, show_path=False, show_time=False)]
     root.setLevel(level)
     STATE["debug"] = debug
+    _quiet_opencv(verbose)
+
+
+def _quiet_opencv(verbose: bool) -> None:
+    """Keep OpenCV's own C++ log lines (decoder warnings with source paths) off the terminal unless ``-v``.
+
+    lle reports every failure itself, in one line; OpenCV would print a second, cryptic one first.
+    """
+    import os
+
+    if verbose:
+        return
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].utils.logging.setLogLevel(0)
+    else:
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 
 for _module in (enhance, run, export, calib, bench, train, eval_cmd, info):

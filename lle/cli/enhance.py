@@ -33,8 +33,10 @@ def enhance(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image (one input) or folder.")],
     preset: Annotated[
-        Preset, typer.Option(help="Model preset: quality (photos) or realtime (video).")
-    ] = Preset.quality,
+        Preset | None,
+        typer.Option(help="Model preset: quality (photos) or realtime (video). Default: the --weights' preset, "
+                     "else quality.", show_default=False),
+    ] = None,
     weights: Annotated[
         Path | None,
         typer.Option(help="Weights (.safetensors with its .json card). Default: the preset's bundled ones."),
@@ -42,6 +44,12 @@ def enhance(
     tile: Annotated[
         int, typer.Option(help="Tile size in px for large images (0 = automatic: tiles of 2048 above that size).")
     ] = 0,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(help="Peak memory allowed, e.g. 1.5G or 800M: large images are enhanced in smaller tiles, "
+                     "band by band, to stay under it; an image that cannot fit is skipped with the size it needs. "
+                     "Default: half the available memory.", show_default=False),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (0 = all cores; with --ray: --num-cpus per worker).")
@@ -95,18 +103,21 @@ def enhance(
     from lle.errors import InputError
 
     if ray:
-        _enhance_on_ray(inputs, output, preset.value, weights, tile=tile, device=device, threads=threads,
+        _enhance_on_ray(inputs, output, (preset or Preset.quality).value, weights, tile=tile, device=device,
+                        threads=threads,
                         address=ray_address, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
                         report=report)  # fmt: skip
         return
     given = [f"--{n.replace('_', '-')}" for n, v in (("ray_address", ray_address), ("concurrency", concurrency),
              ("num_cpus", num_cpus), ("num_gpus", num_gpus), ("report", report)) if v is not None]  # fmt: skip
+    from lle.enhance import enhance_files, make_enhancer, parse_memory, plan_outputs
+
+    budget = parse_memory(max_memory) if max_memory is not None else None
     if given:
         raise InputError(f"{', '.join(given)} only apply to Ray jobs", hint="add --ray, or leave them out")
-    from lle.enhance import enhance_files, make_enhancer, plan_outputs
 
     plan = plan_outputs(inputs, output)
-    w = default_weights(preset.value, weights)
+    w = _weights_for(preset, weights)
     from lle.backends.torch_backend import TorchBackend
 
     if threads > 0:
@@ -116,10 +127,36 @@ def enhance(
     t0 = time.perf_counter()
     with TorchBackend(w, device=device) as backend:
         enhancer = make_enhancer(backend, tile)
+        failed: list[tuple[Path, str]] = []
         with progress_bar("enhancing", len(plan), enabled=len(plan) > 1) as bar:
-            written = enhance_files(plan, enhancer, progress=lambda i, n: bar.update(bar.task_ids[0], completed=i))
+            written = enhance_files(plan, enhancer, progress=lambda i, n: bar.update(bar.task_ids[0], completed=i),
+                                    max_memory=budget, failed=failed if len(plan) > 1 else None)  # fmt: skip
     dt = time.perf_counter() - t0
-    err_console.print(f"wrote {len(written)} image(s) to {output} in {dt:.1f} s", highlight=False)
+    for _src, why in failed:
+        err_console.print(f"[red]failed:[/red] {escape(why)}", highlight=False, soft_wrap=True)
+    msg = f"wrote {len(written)} image(s) to {output} in {dt:.1f} s"
+    if failed:
+        msg += f", {len(failed)} failed (listed above; their outputs were not written)"
+    err_console.print(msg, highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _weights_for(preset: Preset | None, weights: Path | None) -> Path:
+    """The weights to run: ``--weights`` (checked against ``--preset`` when both are given) or the preset's."""
+    from lle.errors import InputError
+
+    w = default_weights((preset or Preset.quality).value, weights)
+    if weights is not None and preset is not None:
+        from lle.models.checkpoint import load_card
+
+        card = load_card(w)
+        if card.preset != preset.value:
+            raise InputError(
+                f"{w} holds {card.preset} weights but --preset {preset.value} was given",
+                hint=f"drop --preset (it follows the weights), or pass {preset.value} weights",
+            )
+    return w
 
 
 def _enhance_on_ray(

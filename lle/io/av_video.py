@@ -18,6 +18,7 @@ import numpy as np
 
 from lle._lazy import require
 from lle.errors import InputError
+from lle.io.image import write_error
 from lle.io.sinks import Sink
 from lle.io.sources import Frame, Source
 
@@ -57,7 +58,8 @@ class AvVideoSource(Source):
     """Every frame of a video file, in order, as (H, W, 3) BGR uint8; undecodable packets are skipped and counted.
 
     Attributes beyond :class:`Source`: ``rate`` (exact frame rate as a fraction), ``rotation`` (degrees, kept on the
-    output), ``skipped`` (corrupt packets skipped so far), ``path``.
+    output), ``skipped`` (corrupt packets skipped so far), ``missing`` (frames lost without a decode error, seen as
+    whole-frame jumps of the timestamps), ``path``.
     """
 
     is_video = True
@@ -83,6 +85,8 @@ class AvVideoSource(Source):
         self.rotation = _rotation(self._v)
         self.has_audio = bool(self._c.streams.audio)
         self.skipped = 0
+        self.missing = 0
+        self._last_t: float | None = None
         self._frames = self._decode()
         first = next(self._frames, None)
         if first is None:
@@ -109,7 +113,18 @@ class AvVideoSource(Source):
                 self.skipped += 1
                 continue
             for f in frames:
+                self._count_gap(f.time)
                 yield f.to_ndarray(format="bgr24")
+
+    def _count_gap(self, t: float | None) -> None:
+        """Count frames a damaged stream lost without a decode error: timestamps that jump by whole frames."""
+        if t is None or not self.fps:
+            return
+        if self._last_t is not None:
+            steps = round((t - self._last_t) * self.fps)
+            if steps > 1:
+                self.missing += steps - 1
+        self._last_t = t
 
     def __iter__(self) -> Iterator[Frame]:
         if self._first is None:
@@ -118,8 +133,9 @@ class AvVideoSource(Source):
         yield Frame(0, first, f"{self.path.stem}_{0:06d}.png", time.perf_counter())
         for i, img in enumerate(self._frames, start=1):
             yield Frame(i, img, f"{self.path.stem}_{i:06d}.png", time.perf_counter())
-        if self.skipped:
-            log.warning("%s: skipped %d corrupt packet(s); the other frames were kept", self.path, self.skipped)
+        if self.skipped or self.missing:
+            log.warning("%s: skipped %d corrupt packet(s), %d frame(s) missing (gaps in the timestamps); the other "
+                        "frames were kept", self.path, self.skipped, self.missing)
 
     def close(self) -> None:
         c, self._c = getattr(self, "_c", None), None
@@ -164,7 +180,7 @@ class AvVideoSink(Sink):
         try:
             self._out = av.open(str(self._tmp), "w")
         except (av.error.FFmpegError, OSError) as err:  # type: ignore[attr-defined]
-            raise InputError(f"cannot write {self.path}: {err}") from err
+            raise self._write_error(err) from err
         s = self._out.add_stream("libx264", rate=self.rate)
         s.width, s.height = w, h
         s.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
@@ -196,9 +212,52 @@ class AvVideoSink(Sink):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         vf.pts = self.written
         vf.time_base = 1 / self.rate
-        for packet in self._stream.encode(vf):
-            self._out.mux(packet)
+        try:
+            for packet in self._stream.encode(vf):
+                self._out.mux(packet)
+        except (av.error.FFmpegError, OSError) as err:  # type: ignore[attr-defined]
+            raise self._write_error(err) from err
         self.written += 1
+
+    def _write_error(self, err: BaseException) -> InputError:
+        if isinstance(err, OSError) and err.errno:
+            return write_error(self.path, err)
+        return InputError(f"cannot write {self.path}: {err}", hint="choose a writable -o/--output")
+
+    def abort(self) -> None:
+        """After an error (a full disk): finalise if possible, else keep the file if it plays, else remove it.
+
+        Matroska (.mkv) plays without its index, so it keeps the frames written before the disk filled; an MP4
+        whose index could not be written does not play and is removed.
+        """
+        try:
+            self.close()
+            return
+        except InputError as err:
+            log.warning("%s", err)
+        out, self._out = self._out, None
+        if out is not None:
+            try:
+                out.close()
+            except Exception as err:  # noqa: BLE001  (the container may not be closable on a full disk)
+                log.debug("closing %s: %s", self._tmp, err)
+        if self._tmp.is_file() and self._tmp.stat().st_size > 0 and self._playable(self._tmp):
+            os.replace(self._tmp, self.path)
+            log.warning("kept the playable part of %s", self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _playable(path: Path) -> bool:
+        import av
+
+        try:
+            with av.open(str(path)) as c:
+                for _ in c.decode(video=0):
+                    return True
+        except (av.error.FFmpegError, OSError):  # type: ignore[attr-defined]
+            return False
+        return False
 
     def _copy_audio(self, out: Any) -> int:
         src, self._audio_src = self._audio_src, None
@@ -220,13 +279,17 @@ class AvVideoSink(Sink):
         """Flush the encoder, copy the audio, finalise and rename. Safe to call twice."""
         if self._out is None:
             return
-        out, self._out = self._out, None
+        import av
+
+        out = self._out
         try:
             for packet in self._stream.encode(None):
                 out.mux(packet)
             audio = self._copy_audio(out)
-        finally:
             out.close()
+        except (av.error.FFmpegError, OSError) as err:  # type: ignore[attr-defined]
+            raise self._write_error(err) from err
+        self._out = None
         try:
             os.replace(self._tmp, self.path)
         except OSError as err:
