@@ -69,11 +69,17 @@ def run(
         int, typer.Option(min=0, help="Threads for the video decoder and for the encoder each (0 = FFmpeg's choice); "
                           "on a small CPU, fewer codec threads leave more to the model.")
     ] = 0,
+    stall_timeout: Annotated[
+        float, typer.Option(min=0.0, help="Stop with an error when the source delivers no frame for this many "
+                            "seconds (0 = wait forever).")
+    ] = 30.0,
 ) -> None:
     """Enhance a stream of frames and write, show or compare the result.
 
     File sources are processed completely and in order; live sources (cameras, RTSP/HTTP, GStreamer) drop stale
-    frames to keep latency low. Ctrl-C stops cleanly: frames in flight are written and the video is finalised.
+    frames to keep latency low. Ctrl-C and SIGTERM stop cleanly: frames in flight are written and the video is
+    finalised (.mkv output even survives a full disk: it plays without its index, an MP4 does not).
+    Exit codes: 0 done, 1 error (the frames before it are kept), 130 Ctrl-C, 143 SIGTERM.
     Outputs are written to a temporary file and renamed when complete. Video files go through PyAV when it is
     installed (H.264 out, audio copied, frame rate kept); otherwise OpenCV (MPEG-4, no audio).
 
@@ -121,13 +127,13 @@ def run(
             model, source, output, backend=backend, device=device, show=show,
             precision=precision.value,  # type: ignore[arg-type]
             compare=compare, smoothing=smoothing, backend_options=opts, progress=on_frame, on_start=on_start,
-            encoder_preset=encoder_preset.value, codec_threads=codec_threads,
+            encoder_preset=encoder_preset.value, codec_threads=codec_threads, stall_timeout=stall_timeout or None,
         )  # fmt: skip
     msg = f"{result.frames} frame(s) in {result.seconds:.1f} s ({result.fps:.1f} fps)"
     if result.dropped:
         msg += f", dropped {result.dropped} stale frame(s)"
     if result.interrupted:
-        msg += ", interrupted (output finalised)"
+        msg += f", stopped by {result.signal or 'the user'} (output finalised)"
     out_console.print(msg, highlight=False)
     if stats:
         out_console.print("stage     mean ms   p50 ms   p90 ms  frames", highlight=False)
@@ -137,7 +143,7 @@ def run(
                 out_console.print(f"{name:<8}{s.mean_ms:>9.2f}{s.p50_ms:>9.2f}{s.p90_ms:>9.2f}{s.frames:>8d}",
                                   highlight=False)
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(143 if result.signal == "SIGTERM" else 130)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,12 +4,18 @@ File sources process every frame in order (a full queue blocks the stage before 
 newest captured frame: when inference falls behind, stale frames are dropped at capture and counted. Stopping
 (Ctrl-C, a closed window, :attr:`StreamRunner.stop`) ends capture; frames already in flight are still written and the
 sinks are finalised, so a video file is always playable.
+
+Faults end a run cleanly, never by hanging: every wait has a timeout. A source that delivers no frame for
+``stall_timeout`` seconds, or raises, stops the run with an error naming it and the frames already written; SIGTERM
+(on the main thread) stops it like Ctrl-C; a sink that cannot write (disk full) stops it with that error. In every
+case the frames done are written and the sinks finalised.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +26,7 @@ import cv2
 import numpy as np
 
 from lle.backends.base import Backend
+from lle.errors import InputError, LLEError
 from lle.io.sinks import Sink, WindowSink
 from lle.io.sources import Frame, Source
 from lle.pipeline import Enhancer
@@ -64,6 +71,8 @@ class StreamResult:
     stages: dict[str, StageStats] = field(default_factory=dict)
     interrupted: bool = False
     scene_cuts: int = 0
+    signal: str | None = None
+    """``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped the run (``interrupted`` is then True)."""
 
     @property
     def fps(self) -> float:
@@ -89,12 +98,13 @@ class StreamRunner:
         compare: write input and output side by side (output width doubles).
         queue_size: capacity of each inter-stage queue (file sources).
         progress: called as ``progress(frames_written, total_or_None, fps)`` after every written frame.
+        stall_timeout: seconds one read of the source may take before the run stops with an error (None: wait).
     """
 
     def __init__(
         self, backend: Backend, source: Source, sinks: Sequence[Sink], *, smoothing: float = 0.85,
         scene_cut: float = 0.1, compare: bool = False, queue_size: int = 4,
-        progress: Callable[[int, int | None, float], None] | None = None,
+        progress: Callable[[int, int | None, float], None] | None = None, stall_timeout: float | None = 30.0,
     ) -> None:  # fmt: skip
         self.backend, self.source, self.sinks = backend, source, list(sinks)
         self.compare, self.progress = compare, progress
@@ -109,6 +119,14 @@ class StreamRunner:
         self._times: dict[str, list[float]] = {s: [] for s in STAGES}
         self._error: BaseException | None = None
         self.dropped = 0
+        self.stall_timeout = stall_timeout
+        self._reading_since: float | None = None  # when the capture thread entered a source read (None: not in one)
+        self._captured = 0
+        self._signal: str | None = None
+        # A source that fails or stalls ends the stream: frames already captured are still enhanced and written,
+        # then this error is raised. (A backend or sink error stops at once: ``_error``.)
+        self._source_error: LLEError | None = None
+        self._stall_declared = False
 
     # -- stages ------------------------------------------------------------------------------------------------
     def _infer_raw(self, batch: np.ndarray) -> np.ndarray:
@@ -159,10 +177,12 @@ class StreamRunner:
         try:
             it: Iterator[Frame] = iter(self.source)
             while not self.stop.is_set():
-                t0 = time.perf_counter()
+                t0 = self._reading_since = time.perf_counter()
                 frame = next(it, None)
-                if frame is None:
-                    break
+                self._reading_since = None
+                if frame is None or self._source_error is not None:  # ended, or declared stalled meanwhile
+                    return
+                self._captured += 1
                 self._times["capture"].append(time.perf_counter() - t0)
                 item = _Item(frame)
                 if not self.source.live:
@@ -179,9 +199,16 @@ class StreamRunner:
                         pass
                     q.put_nowait(item)
         except BaseException as err:  # noqa: BLE001  (re-raised in the calling thread)
-            self._error = err
+            self._reading_since = None
+            if isinstance(err, KeyboardInterrupt):
+                self._error = err
+            else:
+                self._source_error = err if isinstance(err, LLEError) else InputError(
+                    f"{self.source.description} failed after {self._captured} frame(s): {type(err).__name__}: {err}"
+                )  # fmt: skip
         finally:
-            self._put(q, _END)
+            if not self._stall_declared:
+                self._put(q, _END)
 
     def _stage(self, name: str, fn: Callable[[_Item], _Item], qin: queue.Queue[Any], qout: queue.Queue[Any]) -> None:
         try:
@@ -220,14 +247,16 @@ class StreamRunner:
             t.start()
         written, interrupted = 0, False
         total = None if self.source.live else self.source.total
+        restore = self._catch_sigterm()
         try:
             while True:
                 try:
                     item = q[3].get(timeout=0.1)
                 except queue.Empty:
+                    self._check_stall()
                     continue
                 except KeyboardInterrupt:
-                    interrupted = True
+                    interrupted, self._signal = True, self._signal or "SIGINT"
                     self.stop.set()
                     continue
                 if item is _END:
@@ -239,7 +268,7 @@ class StreamRunner:
                     self._times["write"].append(time.perf_counter() - t0)
                 except BaseException as err:
                     if isinstance(err, KeyboardInterrupt):
-                        interrupted = True
+                        interrupted, self._signal = True, self._signal or "SIGINT"
                         self.stop.set()
                         continue
                     self._error = err
@@ -253,19 +282,89 @@ class StreamRunner:
                     self.progress(written, total, written / dt if dt > 0 else 0.0)
         finally:
             self.stop.set()
+            deadline = time.monotonic() + 5.0
             for t in threads:
-                t.join(timeout=5.0)
-            self.source.close()
-            for sink in self.sinks:
-                sink.close()
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if not threads[0].is_alive():  # a source stuck in a read is left to the process exit, not closed under it
+                self.source.close()
+            close_error = self._close_sinks()
+            restore()
         seconds = time.perf_counter() - t_start
-        if self._error is not None:
-            raise self._error
+        interrupted = interrupted or self._signal is not None
+        error = self._error or self._source_error or close_error
+        if error is not None:
+            raise _with_frames_done(error, written, self.sinks) from None
         if self.dropped:
             log.info("dropped %d stale frame(s) to keep up with %s", self.dropped, self.source.description)
         stages = {k: _stats(v) for k, v in self._times.items() if v}
         cuts = self.smoother.cuts if self.smoother else 0
-        return StreamResult(written, self.dropped, seconds, stages, interrupted, cuts)
+        return StreamResult(written, self.dropped, seconds, stages, interrupted, cuts, self._signal)
+
+    def _check_stall(self) -> None:
+        """When the source has been inside one read for longer than ``stall_timeout``: end the stream there.
+
+        The stuck capture thread is abandoned (its frame, if it ever comes, is discarded); the end marker is sent in
+        its place, so the frames already captured are still written.
+        """
+        since = self._reading_since
+        if self._stall_declared or self.stall_timeout is None or since is None:
+            return
+        if time.perf_counter() - since < self.stall_timeout:
+            return
+        self._stall_declared = True
+        self._source_error = InputError(
+            f"{self.source.description} stalled: no frame for {self.stall_timeout:g} s after "
+            f"{self._captured} frame(s)",
+            hint="check the source; for a slow source raise --stall-timeout",
+        )
+        self.stop.set()
+        self._put(self._queues[0], _END)
+
+    def _catch_sigterm(self) -> Callable[[], None]:
+        """Make SIGTERM stop the run like Ctrl-C (main thread only); returns the function restoring the old handler."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_term(signum: int, frame: object) -> None:
+            self._signal = "SIGTERM"
+            self.stop.set()
+
+        try:
+            old = signal.signal(signal.SIGTERM, on_term)
+        except ValueError:
+            return lambda: None
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, old)
+
+        return restore
+
+    def _close_sinks(self) -> BaseException | None:
+        """Finalise every sink (after an error: :meth:`Sink.abort`); returns the first error instead of raising it."""
+        first: BaseException | None = None
+        for sink in self.sinks:
+            try:
+                sink.abort() if self._error is not None or self._source_error is not None else sink.close()
+            except Exception as err:  # noqa: BLE001  (every sink gets finalised; the first error is reported)
+                first = first or err
+                if self._error is None:
+                    try:
+                        sink.abort()  # keep what is playable of a video whose finalisation failed
+                    except Exception as again:  # noqa: BLE001
+                        log.debug("aborting %s: %s", sink, again)
+        return first
+
+
+def _with_frames_done(err: BaseException, written: int, sinks: Sequence[Sink]) -> BaseException:
+    """``err``, its message extended with what was kept (an :class:`LLEError` stays one line with its hint)."""
+    if not isinstance(err, LLEError):
+        return err
+    kept = [str(getattr(s, "path", None) or getattr(s, "folder", "")) for s in sinks if getattr(s, "written", 0)]
+    kept = [k for k in kept if k]
+    note = f"; the {written} frame(s) before it were written to {', '.join(kept)}" if kept else ""
+    new = type(err)(f"{err}{note}", hint=err.hint)
+    new.__cause__ = err.__cause__
+    return new
 
 
 def _stats(times: list[float]) -> StageStats:

@@ -87,7 +87,7 @@ def open_sinks(
 def run_stream(
     model: Path, source: str, output: Path | None = None, *, backend: str = "auto", device: str = "auto",
     precision: Precision = "fp32", show: bool = False, compare: bool = False, smoothing: float = 0.85,
-    encoder_preset: str = "ultrafast", codec_threads: int = 0,
+    encoder_preset: str = "ultrafast", codec_threads: int = 0, stall_timeout: float | None = 30.0,
     backend_options: dict[str, Any] | None = None, progress: Callable[[int, int | None, float], None] | None = None,
     on_start: Callable[[Source, Any], None] | None = None,
 ) -> StreamResult:  # fmt: skip
@@ -96,6 +96,7 @@ def run_stream(
     ``model`` is an artifact or weights file, or a preset name (see :func:`lle.presets.resolve_model`).
 
     ``on_start(source, backend)`` is called once both are open (the CLI prints what runs where).
+    ``stall_timeout``: seconds one read of the source may take before the run stops with an error (None: no limit).
 
     Raises:
         InputError: bad source or output.
@@ -115,5 +116,6 @@ def run_stream(
         with be:
             if on_start is not None:
                 on_start(src, be)
-            runner = StreamRunner(be, src, sinks, smoothing=smoothing, compare=compare, progress=progress)
+            runner = StreamRunner(be, src, sinks, smoothing=smoothing, compare=compare, progress=progress,
+                                  stall_timeout=stall_timeout)
             return runner.run()
