@@ -16,12 +16,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lle.errors import InputError, LLEError
-from lle.presets import WEIGHTS_DIR, bundled_weights
+from lle.presets import PRESETS, WEIGHTS_DIR, bundled_weights
 
 __all__ = [
     "PRESETS",
     "STATE",
     "WEIGHTS_DIR",
+    "check_preset",
     "cli_errors",
     "default_weights",
     "err_console",
@@ -34,7 +35,13 @@ R = TypeVar("R")
 
 out_console = Console()
 err_console = Console(stderr=True)
-PRESETS = ("quality", "realtime")
+
+
+def check_preset(value: str | None) -> str | None:
+    """Typer callback: ``value`` must name a preset (the one table, :data:`lle.presets.PRESETS`)."""
+    if value is not None and value not in PRESETS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, PRESETS))}.")
+    return value
 
 
 def default_weights(preset: str, weights: Path | None) -> Path:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from lle.cli._common import cli_errors, default_weights, err_console, progress_bar
+from lle.cli._common import check_preset, cli_errors, default_weights, err_console, progress_bar
 
-__all__ = ["Preset", "register"]
+__all__ = ["register"]
 
 
 _RAY = "Ray (batch jobs on a cluster)"
-
-
-class Preset(str, Enum):
-    quality = "quality"
-    realtime = "realtime"
 
 
 @cli_errors
@@ -33,9 +27,9 @@ def enhance(
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image (one input) or folder.")],
     preset: Annotated[
-        Preset | None,
+        str | None,
         typer.Option(help="Model preset: quality (photos) or realtime (video). Default: the --weights' preset, "
-                     "else quality.", show_default=False),
+                     "else quality.", show_default=False, callback=check_preset),
     ] = None,
     weights: Annotated[
         Path | None,
@@ -103,7 +97,7 @@ def enhance(
     from lle.errors import InputError
 
     if ray:
-        _enhance_on_ray(inputs, output, (preset or Preset.quality).value, weights, tile=tile, device=device,
+        _enhance_on_ray(inputs, output, (preset or "quality"), weights, tile=tile, device=device,
                         threads=threads,
                         address=ray_address, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
                         report=report)  # fmt: skip
@@ -142,19 +136,19 @@ def enhance(
         raise typer.Exit(1)
 
 
-def _weights_for(preset: Preset | None, weights: Path | None) -> Path:
+def _weights_for(preset: str | None, weights: Path | None) -> Path:
     """The weights to run: ``--weights`` (checked against ``--preset`` when both are given) or the preset's."""
     from lle.errors import InputError
 
-    w = default_weights((preset or Preset.quality).value, weights)
+    w = default_weights(preset or "quality", weights)
     if weights is not None and preset is not None:
         from lle.models.checkpoint import load_card
 
         card = load_card(w)
-        if card.preset != preset.value:
+        if card.preset != preset:
             raise InputError(
-                f"{w} holds {card.preset} weights but --preset {preset.value} was given",
-                hint=f"drop --preset (it follows the weights), or pass {preset.value} weights",
+                f"{w} holds {card.preset} weights but --preset {preset} was given",
+                hint=f"drop --preset (it follows the weights), or pass {preset} weights",
             )
     return w
 

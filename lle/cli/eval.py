@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lle.cli._common import cli_errors, default_weights, out_console, progress_bar
+from lle.cli._common import check_preset, cli_errors, default_weights, out_console, progress_bar
 
 __all__ = ["register"]
 
@@ -23,7 +23,8 @@ def evaluate(
         Path | None, typer.Option(help="Weights (.safetensors). Default: the preset's bundled ones.")
     ] = None,
     preset: Annotated[
-        str, typer.Option(help="Preset whose bundled weights to use when --weights is not given.")
+        str, typer.Option(help="Preset whose bundled weights to use when --weights is not given.",
+                          callback=check_preset)
     ] = "quality",
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder for the JSON report and contact sheet.")] = Path(
         "eval"

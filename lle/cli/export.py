@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from lle.cli._common import cli_errors, default_weights, err_console, out_console, progress_bar
+from lle.cli._common import check_preset, cli_errors, default_weights, err_console, out_console, progress_bar
 from lle.errors import ConfigError
 from lle.presets import PRESETS
 
@@ -47,12 +47,6 @@ class CalibMethod(str, Enum):
     percentile = "percentile"
 
 
-def _check_preset(value: str) -> str:
-    if value not in PRESETS:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, PRESETS))}.")
-    return value
-
-
 def parse_hw(value: str | None, flag: str) -> tuple[int, int] | None:
     """``"720x1280"`` -> (720, 1280); ``None`` stays ``None``.
 
@@ -87,7 +81,7 @@ def export(
         Precision | None, typer.Option(help="fp32, fp16 or int8 (default: the profile's; int8 for onnx-int8).")
     ] = None,
     preset: Annotated[
-        str, typer.Option(callback=_check_preset, help=f"Bundled weights to export: {' | '.join(PRESETS)}.")
+        str, typer.Option(callback=check_preset, help=f"Bundled weights to export: {' | '.join(PRESETS)}.")
     ] = "quality",
     weights: Annotated[
         Path | None, typer.Option(help="Weights (.safetensors + .json card) instead of a preset's.")
