@@ -18,9 +18,9 @@ import numpy as np
 
 from lle._lazy import require
 from lle.errors import InputError
+from lle.io.frames import Frame, Source
 from lle.io.image import write_error
 from lle.io.sinks import Sink
-from lle.io.sources import Frame, Source
 
 __all__ = ["AV_SUFFIXES", "AvVideoSink", "AvVideoSource", "have_av"]
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from lle._atomic import atomic_write_bytes
 from lle.errors import InputError
+from lle.io.frames import Frame
 from lle.io.image import IMAGE_SUFFIXES
-from lle.io.sources import Frame
 
 __all__ = ["FOURCC", "FolderSink", "ImageFileSink", "Sink", "VideoFileSink", "WindowSink", "write_bytes_atomic"]
 

@@ -12,13 +12,11 @@ framerate=30/1 ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-ra
 
 from __future__ import annotations
 
-import abc
 import glob
 import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import cv2
 import numpy as np
 
 from lle.errors import InputError
+from lle.io.frames import Frame, Source
 from lle.io.image import IMAGE_SUFFIXES, find_images, is_image
 
 __all__ = [
@@ -35,39 +34,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(slots=True)
-class Frame:
-    """One frame: ``index`` counts frames read from the source (gaps = dropped), ``name`` names image outputs."""
-
-    index: int
-    image: np.ndarray
-    name: str
-    t_capture: float = 0.0
-
-
-class Source(abc.ABC):
-    """An iterable of frames; a context manager that releases the device or file."""
-
-    live: bool = False
-    fps: float | None = None
-    size: tuple[int, int] | None = None  # (width, height)
-    total: int | None = None
-    description: str = ""
-    is_video: bool = False
-
-    @abc.abstractmethod
-    def __iter__(self) -> Iterator[Frame]: ...
-
-    def close(self) -> None:  # noqa: B027  (optional hook)
-        """Release the device or file. Safe to call twice."""
-
-    def __enter__(self) -> Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _read_bgr(path: Path) -> np.ndarray:
