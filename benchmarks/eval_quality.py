@@ -69,6 +69,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quality", type=Path, default=Path("lle/weights/quality.safetensors"))
     ap.add_argument("--quality-before", type=Path, default=None, help="earlier quality weights, shown beside")
+    ap.add_argument("--label", default="quality", help="column name of --quality")
+    ap.add_argument("--label-before", default="quality_before", help="column name of --quality-before")
     ap.add_argument("--realtime", type=Path, default=Path("lle/weights/realtime.safetensors"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -80,9 +82,9 @@ def main() -> None:
         f"data.pairs=[{d / 'sice_pairs'}]", f"data.val_pairs=[{d / 'fivek_pairs'}]", f"data.clean=[{d / 'clean'}]",
     ])  # fmt: skip
     data = build_data(cfg.data, cfg.seed)
-    models = {"quality": _enhancer(a.quality)}
+    models = {a.label: _enhancer(a.quality)}
     if a.quality_before:
-        models["quality_before"] = _enhancer(a.quality_before)
+        models[a.label_before] = _enhancer(a.quality_before)
     models["realtime"] = _enhancer(a.realtime)
     methods = {**models, **BASELINES}
     ours = list(models)
@@ -122,9 +124,9 @@ def main() -> None:
     write_image(a.out / "before_after.jpg", contact_sheet(before_after, ["input", *ours], height=320))
 
     cpu, _ = cpu_features()
-    weights = f"quality {a.quality} ({_trained(a.quality)})"
+    weights = f"{a.label} {a.quality} ({_trained(a.quality)})"
     if a.quality_before:
-        weights += f"; quality_before {a.quality_before} ({_trained(a.quality_before)})"
+        weights += f"; {a.label_before} {a.quality_before} ({_trained(a.quality_before)})"
     lines = [
         "# Quality on the validation splits",
         "",
