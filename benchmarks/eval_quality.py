@@ -95,7 +95,7 @@ def main() -> None:
         write_report(rep, sheets, None)
         cols = ["input", *ours, "reference", "gamma", "clahe"]
         write_image(sheets / f"{name}_sheet.jpg", contact_sheet(kept, cols, height=160))
-        write_image(sheets / f"{name}_crops.png", crop_sheet(kept[:3], ["input", *ours, "reference"], size=128))
+        write_image(sheets / f"{name}_crops.jpg", crop_sheet(kept[:3], ["input", *ours, "reference"], size=128))
         reports[name] = rep
         print(name, {m.name: round(m.psnr, 2) for m in rep.methods}, flush=True)
 
@@ -118,7 +118,7 @@ def main() -> None:
         if p in on_sheet:
             rows.append({k: outs[k] for k in ("input", *ours)})
     write_image(sheets / "real_lowlight_sheet.jpg", contact_sheet(rows, ["input", *ours], height=240))
-    write_image(sheets / "real_lowlight_crops.png", crop_sheet(rows, ["input", *ours], size=160))
+    write_image(sheets / "real_lowlight_crops.jpg", crop_sheet(rows, ["input", *ours], size=160))
     sample = read_image(Path("lle/assets/sample_dark.jpg"))[0]
     before_after = [{"input": sample, **{m: models[m](sample) for m in ours}}]
     write_image(a.out / "before_after.jpg", contact_sheet(before_after, ["input", *ours], height=320))
@@ -164,7 +164,7 @@ def main() -> None:
             got = next(m.psnr for m in rep.methods if m.name == p)
             lines.append(f"\n{p}: {got - best_base:+.2f} dB vs the best baseline")
         lines += ["", f"![{name}](quality_sheets/{name}_sheet.jpg)", "",
-                  f"100 % crops (brightest spot, flattest dark area): ![{name} crops](quality_sheets/{name}_crops.png)",
+                  f"100 % crops (brightest spot, flattest dark area): ![{name} crops](quality_sheets/{name}_crops.jpg)",
                   ""]  # fmt: skip
     lines += [
         "## Scene-adaptive exposure",
@@ -198,7 +198,7 @@ def main() -> None:
         "",
         "![real low light](quality_sheets/real_lowlight_sheet.jpg)",
         "",
-        "100 % crops: ![real low light crops](quality_sheets/real_lowlight_crops.png)",
+        "100 % crops: ![real low light crops](quality_sheets/real_lowlight_crops.jpg)",
         "",
     ]
     (a.out / "quality.md").write_text("\n".join(lines))
