@@ -96,6 +96,21 @@ def write_error(path: Path, err: OSError) -> InputError:
     return InputError(f"cannot write {path}: {reason}", hint=hints.get(err.errno or 0, "choose a writable -o/--output"))
 
 
+def _file_bytes(path: Path) -> np.ndarray:
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror}") from err
+
+
+def _decode_colour(data: np.ndarray, path: Path) -> np.ndarray:
+    """Decode to (H, W, 3) BGR at the file's bit depth, EXIF orientation applied."""
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
+    if img is None:
+        raise InputError(f"not a readable image: {path}", hint=f"supported: {', '.join(sorted(IMAGE_SUFFIXES))}")
+    return img
+
+
 def read_image(path: Path) -> tuple[np.ndarray, int]:
     """Read an image as (H, W, 3) RGB float32 in [0, 1] and its bit depth (8 or 16).
 
@@ -107,13 +122,7 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input not found: {path}")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror}") from err
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
-    if img is None:
-        raise InputError(f"not a readable image: {path}", hint=f"supported: {', '.join(sorted(IMAGE_SUFFIXES))}")
+    img = _decode_colour(_file_bytes(path), path)
     if img.dtype == np.uint16:
         depth, scale = 16, 65535.0
     elif img.dtype == np.uint8:
@@ -138,13 +147,8 @@ def decode_planes(path: Path) -> tuple[np.ndarray, int, np.ndarray | None, bool]
     if not path.is_file():
         raise InputError(f"input not found: {path}")
     header = probe_image(path)
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror}") from err
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
-    if bgr is None:
-        raise InputError(f"not a readable image: {path}", hint=f"supported: {', '.join(sorted(IMAGE_SUFFIXES))}")
+    data = _file_bytes(path)
+    bgr = _decode_colour(data, path)
     if bgr.dtype not in (np.uint8, np.uint16):
         raise InputError(f"unsupported pixel type {bgr.dtype} in {path}", hint="use 8- or 16-bit integer images")
     depth = 16 if bgr.dtype == np.uint16 else 8
