@@ -247,7 +247,7 @@ class StreamRunner:
             t.start()
         written, interrupted = 0, False
         total = None if self.source.live else self.source.total
-        restore = self._catch_sigterm()
+        restore = self._catch_signals()
         try:
             while True:
                 try:
@@ -320,22 +320,29 @@ class StreamRunner:
         self.stop.set()
         self._put(self._queues[0], _END)
 
-    def _catch_sigterm(self) -> Callable[[], None]:
-        """Make SIGTERM stop the run like Ctrl-C (main thread only); returns the function restoring the old handler."""
+    def _catch_signals(self) -> Callable[[], None]:
+        """Make SIGINT and SIGTERM set :attr:`stop` (main thread only); returns the function restoring the handlers.
+
+        A flag, not a ``KeyboardInterrupt``: an exception raised at a random point of the main loop could leave a
+        queue's lock held and hang the run.
+        """
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def on_term(signum: int, frame: object) -> None:
-            self._signal = "SIGTERM"
+        def on_signal(signum: int, frame: object) -> None:
+            self._signal = self._signal or signal.Signals(signum).name
             self.stop.set()
 
+        old: dict[int, Any] = {}
         try:
-            old = signal.signal(signal.SIGTERM, on_term)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old[sig] = signal.signal(sig, on_signal)
         except ValueError:
-            return lambda: None
+            pass
 
         def restore() -> None:
-            signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
         return restore
 
