@@ -129,22 +129,30 @@ def export_model(
         raise ConfigError(f"unknown export target {target!r}", hint=f"valid targets: {', '.join(TARGETS)}")
     steps = TARGETS[target]
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out_dir / "export.resolved.yaml")
     src = Path(weights)
     results = []
-    for i, step in enumerate(steps):
-        if progress:
-            progress(i, len(steps), step.__name__)
-        t0 = time.perf_counter()
-        src = step(src, out_dir, cfg, calib)
-        dt = time.perf_counter() - t0
-        # What the artifact was built for: the deployment profile and its input sizes (TensorRT profile, calibration).
-        update_manifest(src, deployment={"profile": cfg.name, "target": target, "min_hw": list(cfg.input.min_hw),
-                                         "opt_hw": list(cfg.input.opt_hw), "max_hw": list(cfg.input.max_hw)})
-        manifest = read_manifest(src)
-        log.info("%s: %s in %.1f s", step.__name__, src.name, dt)
-        results.append(ArtifactResult(step.__name__, src, int(manifest.get("size_bytes", 0)), dt, manifest))
+    try:
+        for i, step in enumerate(steps):
+            if progress:
+                progress(i, len(steps), step.__name__)
+            t0 = time.perf_counter()
+            src = step(src, out_dir, cfg, calib)
+            dt = time.perf_counter() - t0
+            # What the artifact was built for: the deployment profile and its input sizes (TensorRT profile,
+            # calibration).
+            update_manifest(src, deployment={"profile": cfg.name, "target": target, "min_hw": list(cfg.input.min_hw),
+                                             "opt_hw": list(cfg.input.opt_hw), "max_hw": list(cfg.input.max_hw)})
+            manifest = read_manifest(src)
+            log.info("%s: %s in %.1f s", step.__name__, src.name, dt)
+            results.append(ArtifactResult(step.__name__, src, int(manifest.get("size_bytes", 0)), dt, manifest))
+    except BaseException:
+        # Completed steps keep their (checked) artifacts; a folder this call made and nothing filled goes away.
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    dump_config(cfg, out_dir / "export.resolved.yaml")  # only for an export that finished
     if progress:
         progress(len(steps), len(steps), "done")
     return ExportResult(target, tuple(results))
