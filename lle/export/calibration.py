@@ -199,8 +199,8 @@ def build_calibration_dir(
     n_img = min(len(images), n if not videos else n // 2)
     picked = [images[i] for i in sorted(rng.permutation(len(images))[:n_img])]
     per_video = -(-(n - n_img) // len(videos)) if videos else 0
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    written: list[Path] = []  # the folder is made by the first write: a failure before it leaves nothing
+    skipped: list[str] = []
 
     def _save(img: np.ndarray, name: str) -> None:
         h, w = img.shape[:2]
@@ -214,10 +214,19 @@ def build_calibration_dir(
             progress(len(written), n)
 
     for p in picked:
-        _save(read_image(p)[0], p.stem)
+        try:
+            img = read_image(p)[0]
+        except InputError as err:  # one unreadable file does not sink the set
+            skipped.append(f"{p.name}: {err}")
+            continue
+        _save(img, p.stem)
     for v in videos:
         for i, frame in enumerate(_video_frames(v, per_video)):
             if len(written) >= n:
                 break
             _save(frame, f"{v.stem}_f{i:03d}")
+    if skipped:
+        log.warning("skipped %d unreadable file(s): %s", len(skipped), "; ".join(skipped[:3]))
+    if not written:
+        raise InputError(f"no readable images or video frames in {src}", hint="; ".join(skipped[:3]) or None)
     return written

@@ -85,8 +85,7 @@ def test_image_matrix(tmp_path: Path, tiny_weights: dict[str, Path], command: st
     _check(res, f, before, out)
     if case in BROKEN or (command, case) in REFUSED:
         assert res.exit_code != 0, res.output
-        if command != "calib":
-            assert snapshot(out) == {}, "an output was written for an input that failed"
+        assert snapshot(out) == {}, "an output was written for an input that failed"
         return
     assert res.exit_code == 0, res.output
     if command == "enhance":
@@ -121,6 +120,17 @@ def test_bench_frames_matrix(tmp_path: Path, tiny_weights: dict[str, Path], case
     res = invoke(*_bench(f, out, tiny_weights))
     _check(res, f, before, out)
     assert (res.exit_code != 0) == (case in BROKEN or case == "animated GIF"), res.output
+
+
+def test_calib_build_skips_an_unreadable_image_and_keeps_the_rest(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"ok{i}.png"), np.full((16, 16, 3), 40 + i, np.uint8))
+    (src / "broken.jpg").write_bytes(b"not a jpeg")
+    res = invoke("calib", "build", src, "-o", tmp_path / "calib", "--n", "4", "--max-side", "64")
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "calib").glob("*.jpg"))) == 3
 
 
 @pytest.mark.parametrize("command", ["run", "calib"])
