@@ -85,7 +85,8 @@ def test_a_source_failing_mid_stream_keeps_the_frames(tmp_path: Path, tiny_weigh
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_video(tmp_path_factory.mktemp("long") / "long.mp4", n=1500, size=(64, 48), fps=25.0)
+    # Big enough frames that an idle machine cannot finish the clip in the moment between "under way" and the signal.
+    return tiny_video(tmp_path_factory.mktemp("long") / "long.mp4", n=1500, size=(192, 144), fps=25.0)
 
 
 def _lle(args: list[str], **kw: object) -> subprocess.Popen[str]:
@@ -102,8 +103,9 @@ def test_a_signal_mid_run_finalises_a_playable_video(
     p = _lle(["run", str(tiny_weights["realtime"]), "--source", str(long_clip), "-o", str(out)])
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".*part*")) and time.monotonic() < deadline and p.poll() is None:
-        time.sleep(0.05)  # the output has been opened: the run is under way
-    time.sleep(0.3)
+        time.sleep(0.02)  # the output has been opened: the run is under way
+    time.sleep(0.1)
+    assert p.poll() is None, "the run ended before the signal could be sent"
     p.send_signal(sig)
     _, stderr = p.communicate(timeout=60)
     assert p.returncode == code, stderr[-2000:]
