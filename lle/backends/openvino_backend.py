@@ -90,7 +90,10 @@ class OpenVinoBackend(Backend):
             model = core.read_model(str(self.model_path))
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
-            raise BackendError(f"openvino cannot read {self.model_path.name}: {first}") from err
+            raise BackendError(
+                f"openvino cannot read {self.model_path.name}: {first}",
+                hint="the file is damaged or not an ONNX/OpenVINO model: export it again with `lle export`",
+            ) from err
         ins = {i.get_any_name(): _dims(i.get_partial_shape()) for i in model.inputs}
         outs = [o.get_any_name() for o in model.outputs]
         meta: dict[str, str | None] = {}

@@ -105,7 +105,10 @@ class OrtBackend(Backend):
             sess = ort.InferenceSession(str(self.model_path), sess_options=so, providers=providers)
         except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf/... classes
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise BackendError(f"onnxruntime cannot load {self.model_path.name}: {first}") from err
+            raise BackendError(
+                f"onnxruntime cannot load {self.model_path.name}: {first}",
+                hint="the file is damaged or not an ONNX model: export it again with `lle export --format onnx`",
+            ) from err
         ins = {i.name: [d if isinstance(d, int) else None for d in i.shape] for i in sess.get_inputs()}
         outs = [o.name for o in sess.get_outputs()]
         meta = sess.get_modelmeta().custom_metadata_map
