@@ -27,8 +27,21 @@ def lab(x: np.ndarray) -> np.ndarray:
 
 def chroma(x: np.ndarray) -> np.ndarray:
     """Per-pixel chroma ``sqrt(a*^2 + b*^2)`` (H, W)."""
-    ab = lab(x)[..., 1:]
+    return _chroma_of(lab(x))
+
+
+def _chroma_of(lab_img: np.ndarray) -> np.ndarray:
+    ab = lab_img[..., 1:]
     return np.sqrt((ab * ab).sum(-1))
+
+
+def _chroma_ratio_of(lab_y: np.ndarray, lab_ref: np.ndarray) -> float:
+    return float(_chroma_of(lab_y).mean() / max(float(_chroma_of(lab_ref).mean()), 1e-6))
+
+
+def _ab_error_of(lab_y: np.ndarray, lab_ref: np.ndarray) -> float:
+    d = lab_y[..., 1:] - lab_ref[..., 1:]
+    return float(np.sqrt((d * d).sum(-1)).mean())
 
 
 def chroma_ratio(y: np.ndarray, ref: np.ndarray) -> float:
@@ -40,13 +53,12 @@ def chroma_ratio(y: np.ndarray, ref: np.ndarray) -> float:
         >>> round(chroma_ratio(ref, ref), 3), chroma_ratio(grey, ref) < 0.01
         (1.0, True)
     """
-    return float(chroma(y).mean() / max(float(chroma(ref).mean()), 1e-6))
+    return _chroma_ratio_of(lab(y), lab(ref))
 
 
 def ab_error(y: np.ndarray, ref: np.ndarray) -> float:
     """Mean Euclidean distance of the a*b* planes (hue and saturation error, brightness ignored)."""
-    d = lab(y)[..., 1:] - lab(ref)[..., 1:]
-    return float(np.sqrt((d * d).sum(-1)).mean())
+    return _ab_error_of(lab(y), lab(ref))
 
 
 def flat_dark_mask(img: np.ndarray, *, dark: float = 0.35, flat: float = 0.012) -> np.ndarray:
@@ -106,5 +118,7 @@ def picture_metrics(y: np.ndarray, x: np.ndarray, ref: np.ndarray | None = None)
     out = {"noise": flat_dark_noise(y, mask), "clipped": clipped_share(y, x), "inverted": inverted_share(y, x),
            "mean_luma": float((y @ _LUMA).mean())}  # fmt: skip
     if ref is not None:
-        out.update(chroma_ratio=chroma_ratio(y, ref), ab_error=ab_error(y, ref), ref_noise=flat_dark_noise(ref, mask))
+        ly, lr = lab(y), lab(ref)  # one conversion each for both colour metrics
+        out.update(chroma_ratio=_chroma_ratio_of(ly, lr), ab_error=_ab_error_of(ly, lr),
+                   ref_noise=flat_dark_noise(ref, mask))  # fmt: skip
     return out
