@@ -45,6 +45,16 @@ def _install_distribution(site: Path) -> None:
     """))
 
 
+def _run_invert(tmp_path: Path):
+    """``lle run anything.bin --backend invert`` on one dark frame."""
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), np.full((8, 10, 3), 40, np.uint8))
+    model = tmp_path / "anything.bin"
+    model.write_bytes(b"x")
+    return CliRunner().invoke(app, ["run", str(model), "--backend", "invert", "--source", str(src),
+                                    "-o", str(tmp_path / "out.png")])
+
+
 def test_entry_point_backend_from_an_installed_distribution_runs_by_name(tmp_path: Path, monkeypatch) -> None:
     from lle.backends import list_backends
 
@@ -53,22 +63,12 @@ def test_entry_point_backend_from_an_installed_distribution_runs_by_name(tmp_pat
     _install_distribution(site)
     monkeypatch.syspath_prepend(str(site))
     assert "invert" in list_backends()
-    src = tmp_path / "in.png"
-    cv2.imwrite(str(src), np.full((8, 10, 3), 40, np.uint8))
-    model = tmp_path / "anything.bin"
-    model.write_bytes(b"x")
-    r = CliRunner().invoke(app, ["run", str(model), "--backend", "invert", "--source", str(src),
-                                 "-o", str(tmp_path / "out.png")])
+    r = _run_invert(tmp_path)
     assert r.exit_code == 0, r.output
     assert (cv2.imread(str(tmp_path / "out.png")) == 215).all()
 
 
 def test_without_the_distribution_the_name_is_unknown(tmp_path: Path) -> None:
-    src = tmp_path / "in.png"
-    cv2.imwrite(str(src), np.full((8, 10, 3), 40, np.uint8))
-    model = tmp_path / "anything.bin"
-    model.write_bytes(b"x")
-    r = CliRunner().invoke(app, ["run", str(model), "--backend", "invert", "--source", str(src),
-                                 "-o", str(tmp_path / "out.png")])
+    r = _run_invert(tmp_path)
     assert r.exit_code != 0 and "invert" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "out.png").exists()
