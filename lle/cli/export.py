@@ -223,7 +223,7 @@ def _run_export(w: Path, cfg: ExportConfig, out: Path, calib: Path | None) -> Ex
     with progress_bar(f"export {target}", 1) as bar:
         task = bar.task_ids[0]
 
-        def _progress(done: int, total: int, step: str) -> None:
+        def _progress(done: float, total: int, step: str) -> None:
             bar.update(task, completed=done, total=total, info=step)
 
         result = export_model(w, target, out, cfg, calib_set, progress=_progress)

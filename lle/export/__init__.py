@@ -112,11 +112,13 @@ def export_model(
     cfg: ExportConfig,
     calib: CalibrationSet | None = None,
     *,
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Callable[[float, int, str], None] | None = None,
 ) -> ExportResult:
     """Run every step of ``target`` on ``weights``, writing artifacts and manifests into ``out_dir``.
 
-    ``progress(done, total, step_name)`` is called before each step and once at the end.
+    ``progress(done, total, info)`` is called before each step (``info`` its name) and once at the end; long steps
+    report their own work in between (:mod:`lle.export.progress`): ``done`` then counts the step as a fraction, and
+    ``info`` says what it is doing (e.g. ``to_qdq: calibration 12/60``).
 
     Raises:
         ConfigError: unknown target (the hint lists the valid ones).
@@ -124,6 +126,7 @@ def export_model(
     """
     from lle.config import dump_config
     from lle.export.manifest import read_manifest, update_manifest
+    from lle.export.progress import reporting
 
     if target not in TARGETS:
         raise ConfigError(f"unknown export target {target!r}", hint=f"valid targets: {', '.join(TARGETS)}")
@@ -138,7 +141,13 @@ def export_model(
             if progress:
                 progress(i, len(steps), step.__name__)
             t0 = time.perf_counter()
-            src = step(src, out_dir, cfg, calib)
+
+            def inner(done: int, total: int, what: str, i: int = i, name: str = step.__name__) -> None:
+                if progress:
+                    progress(i + done / max(1, total), len(steps), f"{name}: {what} {done}/{total}")
+
+            with reporting(inner):
+                src = step(src, out_dir, cfg, calib)
             dt = time.perf_counter() - t0
             # What the artifact was built for: the deployment profile and its input sizes (TensorRT profile,
             # calibration).

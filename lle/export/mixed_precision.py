@@ -13,8 +13,12 @@ error. Where exactly the loss comes from differs per weight set, so it is measur
 
 Probe images are ``calibration.probe`` calibration images spread from the darkest to the brightest (the error of an
 exposure-correcting model depends most on how dark the frame is), never the held-out images the export's parity
-check runs on. The plan is cached beside the ONNX (``model.int8.plan.json``, keyed by the ONNX sha256 and every
-setting it depends on) so the ONNX Q/DQ and OpenVINO INT8 exports of one model share it.
+check runs on. The search runs on their centres (half of each side, a quarter of the pixels: every trial is a graph
+run per probe, about 30 of them for the quality preset). What INT8 adds is rounding noise spread over the image, so a
+crop's PSNR tracks the whole image's; the export's own parity check, on whole held-out images, is what gates it.
+
+The plan is cached beside the ONNX (``model.int8.plan.json``, keyed by the ONNX graph's digest and every setting it
+depends on) so the ONNX Q/DQ and OpenVINO INT8 exports of one model share it.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ import numpy as np
 
 from lle._atomic import atomic_write_bytes
 from lle._lazy import require
+from lle.export.progress import report
 from lle.export.qdq import calibrate_ranges, conv_names, write_qdq
 
 if TYPE_CHECKING:
     from lle.export.calibration import CalibrationSet
     from lle.export.config import ExportConfig
 
-__all__ = ["MixedPlan", "PLAN_NAME", "mixed_plan", "probe_images", "search_plan"]
+__all__ = ["MixedPlan", "PLAN_NAME", "centre_crop", "graph_digest", "mixed_plan", "probe_images", "search_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +73,26 @@ class MixedPlan:
                 "target_db": self.target_db, "plan": PLAN_NAME}
 
 
-def _key(src: Path, cfg: ExportConfig, calib: CalibrationSet) -> dict[str, Any]:
-    from lle.export.manifest import sha256_file
+def graph_digest(src: Path) -> str:
+    """sha256 of what the ONNX graph computes: nodes, weights, inputs and outputs, not its shape annotations.
 
+    Two exports of the same weights are the same graph, but the simplifier names symbolic dimensions in no fixed
+    order, so the file's own sha256 differs between them; the plan must not.
+    """
+    import hashlib
+
+    onnx = require("onnx", extra="onnx")
+    m = onnx.load(str(src), load_external_data=False)
+    del m.graph.value_info[:]
+    return hashlib.sha256(m.SerializeToString(deterministic=True)).hexdigest()
+
+
+def _key(src: Path, cfg: ExportConfig, calib: CalibrationSet) -> dict[str, Any]:
     c = cfg.calibration
-    return {"onnx_sha256": sha256_file(src), "calibration": [p.name for p in calib.paths], "hw": list(calib.hw),
-            "method": c.method, "probe": c.probe, "mixed": c.mixed, "max_float": c.max_float,
+    return {"onnx_graph_sha256": graph_digest(src), "calibration": [p.name for p in calib.paths],
+            "hw": list(calib.hw),
+            "method": c.method, "probe": c.probe, "probe_crop": "centre half", "mixed": c.mixed,
+            "max_float": c.max_float,
             "target_db": cfg.min_psnr + c.margin_db}
 
 
@@ -113,7 +132,7 @@ def search_plan(src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any
     c = cfg.calibration
     target = cfg.min_psnr + c.margin_db
     convs = conv_names(onnx.load(str(src), load_external_data=False))
-    probe = probe_images(calib, c.probe)
+    probe = [centre_crop(x, calib.multiple) for x in probe_images(calib, c.probe)]
     want = run_onnx(src, probe)
 
     def slack(pooled: float, worst: float) -> float:
@@ -136,11 +155,14 @@ def search_plan(src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any
             return MixedPlan((), len(convs), int8[0], int8[0], int8[1], target)
         alone = {}
         for i, name in enumerate(convs, 1):
+            report(i, len(convs), "mixed-precision sensitivity")
             alone[name] = score(only=[name])[0]
             log.info("mixed precision: sensitivity %d/%d %s: %.2f dB", i, len(convs), name, alone[name])
         order = sorted(convs, key=lambda n: alone[n])
         best, best_k = int8, 0
-        for k in range(1, math.floor(c.max_float * len(convs)) + 1):
+        most = math.floor(c.max_float * len(convs))
+        for k in range(1, most + 1):
+            report(k, most, "mixed-precision float convolutions (at most)")
             got = score(keep_float=order[:k])
             log.info("mixed precision: %d float (%s): %.2f dB (worst image %.2f)", k, order[k - 1], *got)
             if slack(*got) > slack(*best):
@@ -151,6 +173,19 @@ def search_plan(src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any
         log.warning("mixed precision: best probe PSNR %.2f dB (worst image %.2f) with %d of %d convolutions float, "
                     "target %.1f dB", *best, best_k, len(convs), target)
     return MixedPlan(tuple(order[:best_k]), len(convs), int8[0], best[0], best[1], target, alone)
+
+
+def centre_crop(x: np.ndarray, multiple: int) -> np.ndarray:
+    """The centre of (N, C, H, W) ``x``: half of each side, rounded down to ``multiple`` (at least one multiple).
+
+    Example:
+        >>> centre_crop(np.zeros((1, 3, 720, 1280), np.float32), 16).shape
+        (1, 3, 352, 640)
+    """
+    h, w = x.shape[-2:]
+    ch, cw = (min(s, max(multiple, s // 2 // multiple * multiple)) for s in (h, w))
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(x[..., y0 : y0 + ch, x0 : x0 + cw])
 
 
 def probe_images(calib: CalibrationSet, n: int) -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Mixed-precision INT8: chunked calibration, the sensitivity search, its cache, Q/DQ with float convs, OpenVINO names.
+"""Mixed-precision INT8: streamed calibration, the sensitivity search, its cache, Q/DQ with float convs, OpenVINO names.
 
 The tiny seeded models reach 46-83 dB in plain INT8, so the search is forced here by asking for more than INT8 can
 give (a min_psnr of 90 dB): it must then keep convolutions in float and get closer to FP32 than all-INT8 does.
@@ -10,7 +10,6 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lle.errors import ConfigError, ExportError
@@ -29,15 +28,36 @@ def _strict(cfg, **calibration):
     return dataclasses.replace(cfg, min_psnr=90.0, calibration=dataclasses.replace(cfg.calibration, **calibration))
 
 
-def test_chunked_calibration_gives_the_same_ranges_as_one_pass(exported) -> None:
-    from lle.export.ort_quant import calibrate_ranges
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_streamed_calibration_matches_onnxruntimes_calibrator(exported, method) -> None:
+    """The in-graph reductions give onnxruntime's own ranges: the same tensors, the same symmetric scale.
+
+    minmax is exact; a percentile within the log histogram's bin width (1.1 %) plus what the 99.999 % cut moves.
+    """
+    from lle.export import qdq
 
     src, calib = exported["quality"]
-    one = calibrate_ranges(src, calib, chunk=len(calib))
-    many = calibrate_ranges(src, calib, chunk=1)
-    assert set(one.data) == set(many.data) and one.data
-    for name in one.data:
-        np.testing.assert_allclose(np.ravel(one[name].range_value), np.ravel(many[name].range_value), rtol=1e-6)
+    ours = qdq.calibrate_ranges(src, calib, method=method)
+    ref = qdq._ort_calibrate(src, calib, method, None)
+    assert set(ours.data) == set(ref.data) and ours.data
+    for name in ref.data:
+        lo, hi = (float(v) for v in ours[name].range_value)
+        assert lo == -hi  # symmetric, as the quantizer uses it
+        want = max(abs(float(v)) for v in ref[name].range_value)
+        assert hi == pytest.approx(want, rel=1e-6 if method == "minmax" else 0.05), name
+
+
+def test_calibration_reports_progress_per_image_and_names_a_bad_graph(exported, tmp_path) -> None:
+    from lle.export import qdq
+
+    src, calib = exported["realtime"]
+    seen: list[tuple[int, int]] = []
+    qdq.calibrate_ranges(src, calib, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, len(calib)) for i in range(1, len(calib) + 1)]
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(src.read_bytes()[: len(src.read_bytes()) // 2])
+    with pytest.raises(ExportError, match="calibration of broken.onnx"):
+        qdq.calibrate_ranges(broken, calib)
 
 
 def test_search_keeps_sensitive_convs_float_and_beats_all_int8(exported, export_cfg, tmp_path) -> None:
@@ -79,6 +99,27 @@ def test_plan_is_cached_and_a_changed_setting_searches_again(exported, export_cf
         mp.mixed_plan(src, src.parent, _strict(export_cfg, max_float=0.3), calib)
 
 
+def test_a_second_export_of_the_same_weights_reuses_the_plan(exported, export_cfg, tiny_weights, tmp_path,
+                                                            monkeypatch) -> None:
+    """The simplifier names symbolic dimensions in no fixed order, so two exports differ as files, not as graphs."""
+    import lle.export.mixed_precision as mp
+    from lle.export.onnx_export import to_onnx
+
+    src = _src(exported, "realtime", tmp_path)
+    calib = exported["realtime"][1]
+    cfg = _strict(export_cfg, max_float=0.2)
+    first = mp.mixed_plan(src, src.parent, cfg, calib)
+    again = to_onnx(tiny_weights["realtime"], tmp_path / "again", export_cfg, calib)
+    shutil.copy(src.parent / mp.PLAN_NAME, again.parent / mp.PLAN_NAME)
+    assert mp.graph_digest(again) == mp.graph_digest(src)
+
+    def boom(*a, **k):
+        raise AssertionError("searched again")
+
+    monkeypatch.setattr(mp, "search_plan", boom)
+    assert mp.mixed_plan(again, again.parent, cfg, calib) == first
+
+
 def test_no_search_when_int8_meets_the_target_or_mixed_is_off(exported, export_cfg, tmp_path) -> None:
     from lle.export.mixed_precision import search_plan
     from lle.export.ort_quant import calibrate_ranges
@@ -89,7 +130,7 @@ def test_no_search_when_int8_meets_the_target_or_mixed_is_off(exported, export_c
     easy = search_plan(src, export_cfg, calib, ranges)  # tiny realtime model: ~80 dB in plain INT8
     assert easy.float_layers == () and easy.sensitivity == {}
     assert easy.int8_psnr >= export_cfg.min_psnr + export_cfg.calibration.margin_db
-    off = search_plan(src, _strict(export_cfg, mixed=False), calib, ranges)
+    off = search_plan(src, dataclasses.replace(_strict(export_cfg, mixed=False), min_psnr=150.0), calib, ranges)
     assert off.float_layers == () and off.sensitivity == {} and off.int8_psnr < off.target_db  # missed, not searched
 
 
