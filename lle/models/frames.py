@@ -69,7 +69,8 @@ class RealtimeFrameGraph(nn.Module):
         if state is not None and alpha is not None:
             c = alpha * state + (1.0 - alpha) * c
         base_k, k, r, w = self.model.render_maps(x, p, c, base_scale=255.0, bgr=True)
-        y = tone_curve(x, base_k, k, r, w, desaturation=self.model.desaturation, white=255.0)
+        y = tone_curve(x, base_k, k, r, w, desaturation=self.model.desaturation, white=255.0,
+                       highlight=self.model.highlight)
         return (y + 0.5).to(torch.uint8).permute(0, 2, 3, 1), c
 
 

@@ -14,6 +14,8 @@ Design (all full-resolution work is a handful of element-wise passes; the U-Net 
        d = B + k (x - B)                      # base/detail split: detail (and noise) scaled by k <= 1
        V = max_c d                            # brightest channel
        y = d / (V + r (1 - V))                # Reinhard-style curve on V, colour ratios d_c / V kept
+       y = y * min(1, g_h(V) / f(V))          # highlight cap g_h(V) = V + h (1 - V): keep a share 1 - h of the
+                                              # distance to white (arch ``highlight``; 0 = off)
        y = y + s (f(V) - y),  s = s0 (1 - r)  # strong lifts pull colours towards the brightest channel
        out = max(y, x)                        # never darker than the input
 
@@ -25,15 +27,19 @@ Design (all full-resolution work is a handful of element-wise passes; the U-Net 
    ramp is the special case); the desaturation step is ``t ((1 - s) d_c + s V) / (r + (1 - r) t V)``, the same form
    with a positive mix of ``d_c`` and ``V`` in place of ``d_c``. (c) The final maximum of two non-decreasing
    functions is non-decreasing.
+   The highlight cap replaces ``f`` by ``min(f, g_h)``: both are non-decreasing with ``f(V)/V`` and ``g_h(V)/V``
+   non-increasing, so the same argument holds for their minimum.
    *No blow-out*: ``f(0) = 0``, ``f(1) = 1``, ``f`` is concave for ``a > 1`` (slope ``a`` in the shadows, ``1/a`` at
-   white), and ``y_c <= f(V) <= 1``, so highlights roll off and nothing clips. *No inverted
+   white), and ``y_c <= f(V) <= 1``, so highlights roll off and nothing clips. The roll-off alone still squeezes
+   bright pixels into the last levels under a strong gain (at gain 10 everything above 0.85 lands at 0.98 or more);
+   with the cap only inputs within ``0.02 / (1 - h)`` of white can reach 0.98. *No inverted
    highlights*: the final ``max`` keeps street lamps at least as bright as they came in, even where ``k`` is small.
    *Noise*: in dark flat regions the U-Net (which sees ``s``) lowers ``k``, so the lift applies to the denoised base.
 
 Per-pixel cost at full resolution: a strided read for the analysis (~1/4 of the frame's floats), three bilinear
 upsamplings (``(1 - k) B``: 3 channels; ``k`` and ``r``: 1 each), then 2 ops on 3 channels for ``d``, a 3-to-1
-channel max, 4 ops on 1 channel for the curve denominator, 1 division and 1 max on 3 channels: about 10 scalar ops
-per pixel and channel, all element-wise (OpenVINO fuses the chain into a few passes).
+channel max, 4 ops on 1 channel for the curve denominator (3 more for the highlight cap), 1 division and 1 max on 3
+channels: about 10 scalar ops per pixel and channel, all element-wise (OpenVINO fuses the chain into a few passes).
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ _PAD: PaddingMode = "replicate"
 
 def tone_curve(
     x: torch.Tensor, base_k: torch.Tensor, k: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None = None,
-    desaturation: float = 0.0, white: float = 1.0,
+    desaturation: float = 0.0, white: float = 1.0, highlight: float = 0.0,
 ) -> torch.Tensor:
     """Apply the realtime curve at full resolution.
 
@@ -70,6 +76,9 @@ def tone_curve(
             real exposure); no change where the gain is 1.
         white: the value of white in ``x`` and ``base_k`` (255 for a frame graph working in 0..255, so no
             full-resolution rescaling pass is needed).
+        highlight: ``h`` in (0, 1) caps the curve at ``V + h (white - V)``: a bright pixel keeps at least a share
+            ``1 - h`` of its distance to white, so near-white detail is not squeezed into the last levels (what a
+            strong gain's roll-off alone does: at gain 10 everything above 0.85 lands at 0.98 or more); 0 = off.
 
     Returns:
         (N, 3, H, W) in [0, ``white``], non-decreasing in ``x`` for fixed ``base_k``, ``k`` and ``r``.
@@ -83,6 +92,8 @@ def tone_curve(
     d = base_k + (k * x if w is None else k * x * w)
     v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])  # cheaper than ReduceMax in runtimes
     inv = white / (v + r * (white - v))  # one reciprocal on one channel, then one multiply on three
+    if highlight:
+        inv = torch.minimum(inv, (1.0 - highlight) + (highlight * white) / v)  # v = 0 gives +inf: inv wins
     if desaturation:
         sig = desaturation * torch.relu(1.0 - r)
         return torch.maximum(d * ((1.0 - sig) * inv) + sig * v * inv, x)
@@ -98,11 +109,15 @@ class RealtimeUNet(nn.Module):
     coeff_channels = 5
     """Coefficient map channels: log-gain logit, detail logit, then 3 white-balance logits (spatially constant)."""
 
-    def __init__(self, width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0) -> None:
+    def __init__(self, width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0,
+                 highlight: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= desaturation < 1.0:
             raise ValueError(f"desaturation={desaturation} must be in [0, 1)")
+        if not 0.0 <= highlight < 1.0:
+            raise ValueError(f"highlight={highlight} must be in [0, 1)")
         self.desaturation = float(desaturation)
+        self.highlight = float(highlight)
         if lowres % 2**depth:
             raise ValueError(f"lowres={lowres} must be a multiple of 2**depth={2**depth}")
         widths = [width * 2**i for i in range(depth + 1)]
@@ -176,7 +191,8 @@ class RealtimeUNet(nn.Module):
 
     def render(self, x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         """Apply raw ``coeffs`` (N, 5, L, L) to ``x`` (N, 3, H, W) with base ``p`` from :meth:`analyse`."""
-        return tone_curve(x, *self.render_maps(x, p, coeffs), desaturation=self.desaturation)
+        return tone_curve(x, *self.render_maps(x, p, coeffs), desaturation=self.desaturation,
+                          highlight=self.highlight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p, s = self.analyse(x)
@@ -214,9 +230,10 @@ class RealtimeUNet(nn.Module):
 
 
 @register_model("realtime")
-def realtime(width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0) -> RealtimeUNet:
+def realtime(width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0,
+             highlight: float = 0.0) -> RealtimeUNet:
     """Realtime preset (about 0.7 M parameters at width 16, depth 3)."""
-    return RealtimeUNet(width=width, depth=depth, lowres=lowres, desaturation=desaturation)
+    return RealtimeUNet(width=width, depth=depth, lowres=lowres, desaturation=desaturation, highlight=highlight)
 
 
 class TemporalRealtime(nn.Module):

@@ -124,18 +124,19 @@ def test_io_auto_resolves_per_preset_and_target() -> None:
         ExportConfig(format="onnx-int8", precision="int8", io="uint8")
 
 
-def test_frame_graph_with_desaturation_matches_the_float_model() -> None:
+@pytest.mark.parametrize("highlight", [0.0, 0.75])
+def test_frame_graph_with_desaturation_matches_the_float_model(highlight: float) -> None:
     import torch
 
     from lle.models.frames import RealtimeFrameGraph
     from lle.models.realtime import RealtimeUNet
 
     torch.manual_seed(0)
-    m = RealtimeUNet(width=4, depth=2, lowres=16, desaturation=0.3).eval()
+    m = RealtimeUNet(width=4, depth=2, lowres=16, desaturation=0.3, highlight=highlight).eval()
     with torch.no_grad():
         for p in (m.head.weight, m.colour.weight):
             p.normal_(0, 0.2)
-        m.head.bias[0] = 2.0  # a strong lift, where desaturation acts
+        m.head.bias[0] = 2.0  # a strong lift, where desaturation and the highlight cap act
     x = torch.from_numpy(_frames(37, 53))
     with torch.no_grad():
         y8, _ = RealtimeFrameGraph(m)(x)

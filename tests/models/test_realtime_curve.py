@@ -26,8 +26,9 @@ def _ramp(n: int = 256) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("desaturation", [0.0, 0.2, 0.9])
-def test_curve_is_monotonic_on_a_ramp_for_random_coefficients(seed: int, desaturation: float) -> None:
+@pytest.mark.parametrize(("desaturation", "highlight"), [(0.0, 0.0), (0.2, 0.0), (0.9, 0.0), (0.2, 0.5), (0.0, 0.9)])
+def test_curve_is_monotonic_on_a_ramp_for_random_coefficients(seed: int, desaturation: float, highlight: float
+                                                              ) -> None:
     # An exposure ramp: the pixel and its local base (a blur of the frame) both scale with t; coefficients fixed.
     g = torch.Generator().manual_seed(seed)
     n = 512
@@ -37,7 +38,7 @@ def test_curve_is_monotonic_on_a_ramp_for_random_coefficients(seed: int, desatur
     k = torch.rand(8, 1, 1, 1, generator=g).clamp(min=1e-3)
     r = torch.exp(torch.empty(8, 1, 1, 1).uniform_(-4.5, 4.5, generator=g))  # gains e^-4.5 .. e^4.5
     w = torch.rand(8, 3, 1, 1, generator=g).clamp(min=0.05)
-    y = tone_curve(x, t * base * (1 - k) * w, k, r, w, desaturation=desaturation)
+    y = tone_curve(x, t * base * (1 - k) * w, k, r, w, desaturation=desaturation, highlight=highlight)
     assert (y[..., 1:] - y[..., :-1] >= -1e-6).all()
     assert y.min() >= 0 and y.max() <= 1 + 1e-6
     assert (y >= x - 1e-6).all()  # never darker than the input
@@ -76,6 +77,24 @@ def test_curve_rolls_off_instead_of_clipping() -> None:
     assert (y[..., :-1] < 1.0).all()  # nothing but white reaches white
     slope = (y[..., 1:] - y[..., :-1]) * 255
     assert float(slope[..., -1].max()) < float(slope[..., 0].min())  # compressive at the top, not a hard clip
+
+
+@pytest.mark.parametrize("highlight", [0.3, 0.5, 0.8])
+def test_highlight_cap_keeps_bright_pixels_off_white(highlight: float) -> None:
+    # Gain 20: the roll-off alone sends everything above ~0.8 to >= 0.98; the cap keeps a share 1 - h of the
+    # distance to white, so only inputs within 0.02 / (1 - h) of white can reach 0.98.
+    x = _ramp(1024).expand(1, 3, 1, 1024)
+    one = torch.ones(1, 1, 1, 1024)
+    rolled = tone_curve(x, torch.zeros_like(x), one, one / 20.0)
+    capped = tone_curve(x, torch.zeros_like(x), one, one / 20.0, highlight=highlight)
+    v = x[0, 0, 0]
+    assert bool(((rolled[0, 0, 0] >= 0.98) & (v < 0.8)).any())
+    assert (capped <= rolled + 1e-6).all() and (capped >= x - 1e-6).all()
+    assert (capped[0, 0, 0] <= v + highlight * (1 - v) + 1e-6).all()
+    assert not bool(((capped[0, 0, 0] >= 0.98) & (v < 1 - 0.02 / (1 - highlight) - 1e-3)).any())
+    dark = v < 0.01  # deep shadows keep the full lift: the cap is far above the curve there
+    assert torch.allclose(capped[0, 0, 0][dark], rolled[0, 0, 0][dark])
+    assert float(capped[0, 0, 0, -1]) == pytest.approx(1.0)
 
 
 def test_shipped_weights_are_monotonic_in_the_input(shipped: RealtimeUNet) -> None:
