@@ -93,7 +93,8 @@ def tone_curve(
     v = torch.maximum(torch.maximum(d[:, 0:1], d[:, 1:2]), d[:, 2:3])  # cheaper than ReduceMax in runtimes
     inv = white / (v + r * (white - v))  # one reciprocal on one channel, then one multiply on three
     if highlight:
-        inv = torch.minimum(inv, (1.0 - highlight) + (highlight * white) / v)  # v = 0 gives +inf: inv wins
+        # + 1e-6 white: finite at v = 0 (where inv is the smaller anyway), so no inf * 0 = NaN in the gradient
+        inv = torch.minimum(inv, (1.0 - highlight) + (highlight * white) / (v + 1e-6 * white))
     if desaturation:
         sig = desaturation * torch.relu(1.0 - r)
         return torch.maximum(d * ((1.0 - sig) * inv) + sig * v * inv, x)
