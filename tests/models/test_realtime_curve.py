@@ -150,3 +150,13 @@ def test_v1_weights_layout_is_adapted_for_warm_start() -> None:
     assert torch.equal(new["encoder.stem.0.weight"][:, :3], state["encoder.stem.0.weight"])
     assert not new["encoder.stem.0.weight"][:, 3].any()
     assert torch.allclose(new["head.weight"][0], state["head.weight"][:3].mean(0))
+
+
+def test_highlight_cap_trains_on_black_pixels_without_nan() -> None:
+    torch.manual_seed(0)
+    m = RealtimeUNet(width=4, depth=2, lowres=16, desaturation=0.2, highlight=0.75)
+    x = torch.rand(2, 3, 48, 64)
+    x[:, :, :8] = 0.0  # black rows: v = 0 in the cap's division
+    m(x).mean().backward()
+    grads = [p.grad for p in m.parameters() if p.grad is not None]
+    assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
