@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["cpu_features", "dist_version", "gpus", "versions"]
+__all__ = ["cpu_features", "dist_version", "gpus", "release_memory", "versions"]
 
 _FEATURES = (
     "avx2",
@@ -79,3 +79,27 @@ def versions(dists: Iterable[str]) -> dict[str, str]:
         if ver is not None:
             out[dist] = ver
     return out
+
+
+def release_memory() -> bool:
+    """Hand memory the process has freed back to the system (glibc ``malloc_trim``); False where that is unavailable.
+
+    Large steps (an export's parity runs, a calibration) free hundreds of megabytes that glibc keeps for reuse; the
+    next step then peaks on top of them. Calling this between steps keeps the peak to one step's own.
+
+    Example:
+        >>> isinstance(release_memory(), bool)
+        True
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).malloc_trim(0))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return False

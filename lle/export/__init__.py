@@ -127,6 +127,7 @@ def export_model(
     from lle.config import dump_config
     from lle.export.manifest import read_manifest, update_manifest
     from lle.export.progress import reporting
+    from lle.host import release_memory
 
     if target not in TARGETS:
         raise ConfigError(f"unknown export target {target!r}", hint=f"valid targets: {', '.join(TARGETS)}")
@@ -148,6 +149,7 @@ def export_model(
 
             with reporting(inner):
                 src = step(src, out_dir, cfg, calib)
+            release_memory()  # the next step (calibration, NNCF) peaks on its own, not on this one's leftovers
             dt = time.perf_counter() - t0
             # What the artifact was built for: the deployment profile and its input sizes (TensorRT profile,
             # calibration).

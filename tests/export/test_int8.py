@@ -152,3 +152,23 @@ def test_export_reports_calibration_progress_inside_the_int8_step(tiny_weights, 
     dones = [d for d, _, _ in seen]
     assert dones == sorted(dones) and dones[-1] == seen[-1][1]  # fractions of a step in between, never backwards
     assert any(d != int(d) for d in dones)
+
+
+def test_nncf_tiles_cover_each_calibration_image(calib_factory) -> None:
+    from lle.export.calibration import quadrants, to_nncf_dataset
+
+    calib = calib_factory(16)
+    ds = to_nncf_dataset(calib, lambda x: {"input": x}, tiles=True)
+    items = [d["input"] for d in ds.get_inference_data()]
+    assert len(items) == 4 * len(calib)
+    for i, img in enumerate(calib):
+        tiles = items[4 * i : 4 * i + 4]
+        assert [t.shape for t in tiles] == [t.shape for t in quadrants(img, 16)]
+        h, w = img.shape[-2:]
+        th, tw = tiles[0].shape[-2:]
+        assert th % 16 == 0 and tw % 16 == 0 and 2 * th >= h and 2 * tw >= w
+        whole = np.zeros_like(img)
+        for t, (y0, x0) in zip(tiles, [(0, 0), (0, w - tw), (h - th, 0), (h - th, w - tw)], strict=True):
+            whole[..., y0 : y0 + th, x0 : x0 + tw] = t
+        np.testing.assert_array_equal(whole, img)  # every pixel is in some tile, unchanged
+    assert len(list(to_nncf_dataset(calib, lambda x: {"input": x}).get_inference_data())) == len(calib)
