@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +63,7 @@ class RangeStats:
 
     Example:
         >>> st = RangeStats(["t"], "percentile", percentile=50.0)
-        >>> st.add("t", np.array([-4.0, 1.0, 2.0, 3.0], np.float32))
+        >>> st.add_reduced("t", -4.0, 3.0, np.array([-4.0, 1.0, 2.0, 3.0], np.float32))
         >>> st.range("t")[1] >= 2.0, st.range("t")[1] <= 2.0 * 2 ** (1 / 64), st.range("t")[0] == -st.range("t")[1]
         (True, True, True)
     """
@@ -76,13 +76,6 @@ class RangeStats:
         self.hi = dict.fromkeys(names, -np.inf)
         nbins = (_LOG2_HI - _LOG2_LO) * _BINS_PER_OCTAVE
         self.hist = {n: np.zeros(nbins, np.int64) for n in names} if method == "percentile" else {}
-
-    def add(self, name: str, a: np.ndarray) -> None:
-        flat = a.reshape(-1)
-        self.lo[name] = min(self.lo[name], float(flat.min()))
-        self.hi[name] = max(self.hi[name], float(flat.max()))
-        if self.method == "percentile":
-            self._count(name, flat[:: max(1, -(-flat.size // _SAMPLES))])
 
     def add_reduced(self, name: str, lo: float, hi: float, sample: np.ndarray) -> None:
         """Fold in a tensor seen as its exact ``lo``/``hi`` and a ``sample`` of its values (for the histogram)."""
@@ -109,8 +102,7 @@ class RangeStats:
         return -top, top
 
 
-def calibrate_ranges(src: Path, calib: CalibrationSet, *, method: str = "minmax",
-                     progress: Callable[[int, int], None] | None = None) -> Any:
+def calibrate_ranges(src: Path, calib: CalibrationSet, *, method: str = "minmax") -> Any:
     """Activation ranges of every convolution input and output of ``src`` over ``calib``.
 
     Returned as an onnxruntime ``TensorsData``, as its calibrators return it, so the Q/DQ quantizer takes it as it is.
@@ -119,8 +111,8 @@ def calibrate_ranges(src: Path, calib: CalibrationSet, *, method: str = "minmax"
     calibrated tensor to its min and max and a strided sample of about 250 000 values (one run per image, no
     full-size copy of any activation leaves it), and the samples go into :class:`RangeStats`. Peak memory is that
     of one plain inference, whatever the number of images. ``entropy`` needs onnxruntime's own calibrator, fed one
-    image at a time (slower, and it holds every activation of an image). ``progress(done, total)`` follows each
-    image.
+    image at a time (slower, and it holds every activation of an image). Each image is reported to
+    :func:`lle.export.progress.report` as ``calibration``.
 
     Raises:
         ExportError: the graph could not be run.
@@ -132,7 +124,7 @@ def calibrate_ranges(src: Path, calib: CalibrationSet, *, method: str = "minmax"
     from lle.export.onnx_export import graph_feed
 
     if method == "entropy":
-        return _ort_calibrate(src, calib, method, progress)
+        return _ort_calibrate(src, calib, method)
     src = Path(src)
     paths = calib.paths
     h, w = calib.shape[-2:]
@@ -155,8 +147,6 @@ def calibrate_ranges(src: Path, calib: CalibrationSet, *, method: str = "minmax"
                 got = iter(sess.run(outs, feed(calib.load(p))))
                 for n in names:
                     stats.add_reduced(n, float(next(got)), float(next(got)), next(got))
-                if progress:
-                    progress(i, len(paths))
                 report(i, len(paths), "calibration")
     except Exception as err:
         raise ExportError(f"INT8 calibration of {src.name} at {h}x{w} failed: {str(err).splitlines()[0]}") from err
@@ -234,7 +224,7 @@ def _reducing_graph(model: Any, names: Sequence[str], steps: Sequence[int], path
     return path
 
 
-def _ort_calibrate(src: Path, calib: CalibrationSet, method: str, progress: Callable[[int, int], None] | None) -> Any:
+def _ort_calibrate(src: Path, calib: CalibrationSet, method: str) -> Any:
     """onnxruntime's own calibrator (for ``entropy``), one image per batch, histograms merged across images."""
     quant = require("onnxruntime.quantization", extra="onnx")
     from lle.export.calibration import ort_reader
@@ -251,8 +241,6 @@ def _ort_calibrate(src: Path, calib: CalibrationSet, method: str, progress: Call
             )  # fmt: skip
             for i in range(len(paths)):
                 calibrator.collect_data(ort_reader(dataclasses.replace(calib, paths=paths[i : i + 1]), feed))
-                if progress:
-                    progress(i + 1, len(paths))
                 report(i + 1, len(paths), "calibration")
             ranges = calibrator.compute_data()
             del calibrator

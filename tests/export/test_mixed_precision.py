@@ -39,7 +39,7 @@ def test_streamed_calibration_matches_onnxruntimes_calibrator(exported, method) 
 
     src, calib = exported["quality"]
     ours = qdq.calibrate_ranges(src, calib, method=method)
-    ref = qdq._ort_calibrate(src, calib, method, None)
+    ref = qdq._ort_calibrate(src, calib, method)
     assert set(ours.data) == set(ref.data) and ours.data
     for name in ref.data:
         lo, hi = (float(np.ravel(v)[0]) for v in ours[name].range_value)
@@ -50,10 +50,12 @@ def test_streamed_calibration_matches_onnxruntimes_calibrator(exported, method) 
 
 def test_calibration_reports_progress_per_image_and_names_a_bad_graph(exported, tmp_path) -> None:
     from lle.export import qdq
+    from lle.export.progress import reporting
 
     src, calib = exported["realtime"]
     seen: list[tuple[int, int]] = []
-    qdq.calibrate_ranges(src, calib, progress=lambda done, total: seen.append((done, total)))
+    with reporting(lambda done, total, what: seen.append((done, total))):
+        qdq.calibrate_ranges(src, calib)
     assert seen == [(i, len(calib)) for i in range(1, len(calib) + 1)]
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(src.read_bytes()[: len(src.read_bytes()) // 2])
