@@ -90,9 +90,8 @@ def graph_digest(src: Path) -> str:
 def _key(src: Path, cfg: ExportConfig, calib: CalibrationSet) -> dict[str, Any]:
     c = cfg.calibration
     return {"onnx_graph_sha256": graph_digest(src), "calibration": [p.name for p in calib.paths],
-            "hw": list(calib.hw),
-            "method": c.method, "probe": c.probe, "probe_crop": "centre half", "mixed": c.mixed,
-            "max_float": c.max_float,
+            "hw": list(calib.hw), "method": c.method, "probe": c.probe, "probe_crop": "centre half",
+            "mixed": c.mixed, "max_float": c.max_float,
             "target_db": cfg.min_psnr + c.margin_db}
 
 
