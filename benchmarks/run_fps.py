@@ -60,11 +60,11 @@ def night_clip(path: Path, size: tuple[int, int], n: int, fps: int = 30) -> Path
     return path
 
 
-def passthrough_backend() -> Any:
+def passthrough_backend(i420: bool = False) -> Any:
     from lle.backends.base import Backend, TensorSpec
 
     class PassThrough(Backend):
-        """Returns the decoded frame: what `lle run` costs without a model."""
+        """Returns the decoded frame: what `lle run` costs without a model (BGR or I420 frames)."""
 
         name, extra = "passthrough", ""
 
@@ -76,7 +76,7 @@ def passthrough_backend() -> Any:
 
         @property
         def input_spec(self) -> TensorSpec:
-            return TensorSpec.for_frames()
+            return TensorSpec.for_i420() if i420 else TensorSpec.for_frames()
 
     return PassThrough(Path("passthrough"))
 
@@ -90,7 +90,12 @@ def artifacts(tmp: Path) -> dict[str, tuple[Path, str, dict[str, Any]]]:
     u8 = to_onnx(weights, tmp / "u8", ExportConfig(io="uint8"), None)
     f32 = to_onnx(weights, tmp / "f32", ExportConfig(io="float32"), None)
     xml = to_ov(u8, tmp / "u8", ExportConfig(format="openvino", io="uint8"), None)
+    yuv = to_onnx(weights, tmp / "i420", ExportConfig(io="i420"), None)
+    yuv_xml = to_ov(yuv, tmp / "i420", ExportConfig(format="openvino", io="i420"), None)
     return {
+        "onnxruntime (i420 graph)": (yuv, "onnxruntime", {}),
+        "openvino (i420 graph)": (yuv_xml, "openvino", {}),
+        "torch (i420 graph)": (weights, "torch", {"frames": "i420"}),
         "onnxruntime": (u8, "onnxruntime", {}),
         "onnxruntime (float32 graph)": (f32, "onnxruntime", {}),
         "openvino": (xml, "openvino", {}),
@@ -106,7 +111,9 @@ def bare_latency(path: Path, backend: str, size: tuple[int, int], opts: dict[str
     rng = np.random.default_rng(0)
     frame = (rng.random((1, h, w, 3)) * 60).astype(np.uint8)
     with load_backend(backend, path, **opts) as be:
-        x = frame if be.input_spec.frames else np.ascontiguousarray(
+        if be.input_spec.i420:
+            frame = cv2.cvtColor(frame[0], cv2.COLOR_BGR2YUV_I420)[None]
+        x = frame if be.input_spec.frames or be.input_spec.i420 else np.ascontiguousarray(
             frame[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
         st = be.zero_state(1)
         for _ in range(3):
@@ -139,7 +146,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=90, help="frames per clip")
-    ap.add_argument("--backends", default="onnxruntime,openvino,torch,onnxruntime (float32 graph)")
+    ap.add_argument("--backends", default="onnxruntime (i420 graph),openvino (i420 graph),torch (i420 graph),"
+                                          "onnxruntime,openvino,torch,onnxruntime (float32 graph)")
     ap.add_argument("--baseline-onnx", type=Path, help="an older realtime ONNX (float32 I/O) for the bare-model row")
     ap.add_argument("--thread-configs", default="0/0,2/1,1/1",
                     help="RUNTIME/CODEC thread counts to try for onnxruntime and openvino (0 = the library's choice)")
@@ -154,10 +162,13 @@ def main() -> None:
         for size_name, size in SIZES.items():
             clip = night_clip(tmp / f"night_{size_name}.mp4", size, args.frames)
             out = tmp / "out.mp4"
-            with open_source(str(clip)) as src:
-                res = StreamRunner(passthrough_backend(), src, open_sinks(out, src), smoothing=0).run()
-            rows.append(f"| {size_name} | decode + encode only (pass-through) | {res.frames} | {res.fps:.1f} |")
-            print(rows[-1], flush=True)
+            for i420 in (True, False):
+                with open_source(str(clip)) as src:
+                    res = StreamRunner(passthrough_backend(i420), src, open_sinks(out, src), smoothing=0).run()
+                label = "I420 frames" if i420 else "BGR frames"
+                rows.append(f"| {size_name} | decode + encode only (pass-through, {label}) | {res.frames} | "
+                            f"{res.fps:.1f} |")
+                print(rows[-1], flush=True)
             for name in args.backends.split(","):
                 path, backend, opts = arts[name]
                 configs = args.thread_configs.split(",") if backend in ("onnxruntime", "openvino") else ["0/0"]

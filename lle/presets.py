@@ -53,13 +53,12 @@ def _have(*modules: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-def _cached_onnx(preset: str, weights: Path) -> Path:
+def _cached_onnx(preset: str, weights: Path, io: str) -> Path:
     from lle import __version__
     from lle.export.manifest import sha256_file
     from lle.export.onnx_export import export_onnx
     from lle.models.checkpoint import load_model
 
-    io = "uint8" if preset == "realtime" else "float32"
     key = f"{preset}-{sha256_file(weights)[:16]}-{__version__}-{io}"
     path = cache_dir() / key / "model.onnx"
     if path.is_file():
@@ -83,13 +82,14 @@ def _remote(backend: str) -> bool:
         return False
 
 
-def resolve_model(model: str | Path, backend: str) -> tuple[Path, str, dict[str, Any]]:
+def resolve_model(model: str | Path, backend: str, *, video: bool = False) -> tuple[Path, str, dict[str, Any]]:
     """What to run for ``model`` with ``backend``: ``(artifact, backend name, backend options)``.
 
     A file is returned as it is. A preset name gets its bundled weights: with ``auto``, ``onnxruntime`` or
-    ``openvino`` an ONNX export of them (cached; the realtime preset as a uint8 frame graph), with ``torch`` the
-    weights themselves (the realtime preset on uint8 frames through the same graph). ``auto`` prefers onnxruntime,
-    then OpenVINO, then torch.
+    ``openvino`` an ONNX export of them (cached; the realtime preset as a uint8 frame graph: BGR frames, or I420
+    frames when ``video``, which video decoders give without a colour conversion), with ``torch`` the weights
+    themselves (the realtime preset on frames through the same graph). ``auto`` prefers onnxruntime, then
+    OpenVINO, then torch.
 
     Raises:
         InputError: unknown preset or missing weights.
@@ -99,14 +99,15 @@ def resolve_model(model: str | Path, backend: str) -> tuple[Path, str, dict[str,
         return Path(model), backend, {}
     preset = str(model)
     weights = bundled_weights(preset)
-    torch_opts: dict[str, Any] = {"frames": True} if preset == "realtime" else {}
+    io = ("i420" if video else "uint8") if preset == "realtime" else "float32"
+    torch_opts: dict[str, Any] = {"frames": "i420" if io == "i420" else True} if preset == "realtime" else {}
     can_export = _have("torch", "onnx")
     if backend == "torch":
         return weights, "torch", torch_opts
     if backend == "auto":
         for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
             if can_export and _have(module):
-                return _cached_onnx(preset, weights), name, {}
+                return _cached_onnx(preset, weights, io), name, {}
         if _have("torch"):
             return weights, "torch", torch_opts
         raise MissingDependencyError(
@@ -117,6 +118,6 @@ def resolve_model(model: str | Path, backend: str) -> tuple[Path, str, dict[str,
         if not can_export:
             raise MissingDependencyError(f"running preset {preset!r} with {backend} needs an ONNX export first",
                                          hint="pip install 'lle[onnx]', or pass an exported .onnx/.xml")
-        return _cached_onnx(preset, weights), backend, {}
+        return _cached_onnx(preset, weights, io), backend, {}
     raise InputError(f"backend {backend!r} cannot run preset {preset!r} directly",
                      hint=f"export it first: lle export --preset {preset} ...")

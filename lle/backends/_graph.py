@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from lle.backends.base import ALPHA, FLOAT_IO, FRAME_IO, INPUT, OUTPUT, STATE, STATE_OUT, TensorSpec
+from lle.backends.base import ALPHA, FLOAT_IO, FRAME_IO, I420_IO, INPUT, OUTPUT, STATE, STATE_OUT, TensorSpec
 from lle.errors import BackendError
 
 __all__ = ["check_graph_io", "graph_spec", "parse_size_multiple"]
@@ -13,12 +13,13 @@ Shape = Sequence[int | None]
 
 
 def check_graph_io(
-    backend: str, artifact: str, inputs: Mapping[str, Shape], outputs: Sequence[str], *, frames: bool = False
+    backend: str, artifact: str, inputs: Mapping[str, Shape], outputs: Sequence[str], *, frames: bool = False,
+    i420: bool = False,
 ) -> tuple[int, int, int] | None:
     """Validate an exported lle graph's I/O. Returns the state shape (C, L, L) of a realtime video graph, else None.
 
     ``inputs`` maps input names to shapes (``None`` = dynamic); ``frames`` says the graph takes (N, H, W, 3) uint8
-    frames (metadata ``lle.io``) rather than (N, 3, H, W) float32.
+    frames (metadata ``lle.io``) rather than (N, 3, H, W) float32; ``i420``: (N, H*3/2, W) uint8 I420 frames.
 
     Raises:
         BackendError: names or shapes are not those written by ``lle export``.
@@ -30,9 +31,13 @@ def check_graph_io(
             f"{backend}: {artifact} is not an lle model ({got}; expected input 'input' and output 'output')",
             hint="export it with `lle export`",
         )
-    channel_axis, layout = (3, "(N, H, W, 3)") if frames else (1, "(N, 3, H, W)")
-    if len(x) != 4 or x[channel_axis] not in (3, None):
-        raise BackendError(f"{backend}: {artifact} input 'input' has shape {list(x)}, expected {layout}")
+    if i420:
+        if len(x) != 3:
+            raise BackendError(f"{backend}: {artifact} input 'input' has shape {list(x)}, expected (N, H*3/2, W)")
+    else:
+        channel_axis, layout = (3, "(N, H, W, 3)") if frames else (1, "(N, 3, H, W)")
+        if len(x) != 4 or x[channel_axis] not in (3, None):
+            raise BackendError(f"{backend}: {artifact} input 'input' has shape {list(x)}, expected {layout}")
     if STATE not in inputs:
         return None
     s = inputs[STATE]
@@ -55,12 +60,14 @@ def graph_spec(
         BackendError: unknown ``lle.io`` value, or I/O and metadata that do not fit.
     """
     io = meta.get("lle.io") or FLOAT_IO
-    if io not in (FLOAT_IO, FRAME_IO):
+    if io not in (FLOAT_IO, FRAME_IO, I420_IO):
         raise BackendError(f"{backend}: {artifact} has lle.io={io!r}, which this lle does not know",
                            hint="re-export it with this version's `lle export`")
-    frames = io == FRAME_IO
-    state = check_graph_io(backend, artifact, inputs, outputs, frames=frames)
+    frames, i420 = io == FRAME_IO, io == I420_IO
+    state = check_graph_io(backend, artifact, inputs, outputs, frames=frames, i420=i420)
     mult = parse_size_multiple(backend, artifact, meta.get("lle.size_multiple"))
+    if i420:
+        return TensorSpec.for_i420(state_shape=state)
     if frames:
         return TensorSpec.for_frames(size_multiple=mult, state_shape=state)
     return TensorSpec(size_multiple=mult, state_shape=state)

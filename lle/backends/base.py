@@ -13,8 +13,8 @@ import numpy as np
 from lle.errors import BackendError
 
 __all__ = [
-    "ALPHA", "FLOAT_IO", "FRAME_IO", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "Backend", "BackendInfo", "Precision",
-    "TensorSpec",
+    "ALPHA", "FLOAT_IO", "FRAME_IO", "I420_IO", "INPUT", "OUTPUT", "STATE", "STATE_OUT", "Backend", "BackendInfo",
+    "Precision", "TensorSpec",
 ]
 
 INPUT, OUTPUT, STATE, ALPHA, STATE_OUT = "input", "output", "state", "alpha", "state_out"
@@ -24,6 +24,9 @@ FLOAT_IO = "float32-nchw-rgb"
 """``lle.io`` metadata of graphs that take (N, 3, H, W) float32 RGB in [0, 1] (also assumed when absent)."""
 FRAME_IO = "uint8-nhwc-bgr"
 """``lle.io`` metadata of graphs that take and return (N, H, W, 3) uint8 BGR frames as a decoder gives them."""
+I420_IO = "uint8-i420"
+"""``lle.io`` metadata of graphs that take and return (N, H*3/2, W) uint8 I420 frames (Y plane, then U and V at half
+resolution; BT.601 limited range), as PyAV decodes ``yuv420p`` video: no colour conversion outside the graph."""
 
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
@@ -39,9 +42,10 @@ class TensorSpec:
     shape: tuple[int | None, ...] = (None, 3, None, None)
     dtype: str = "float32"
     layout: str = "NCHW"
-    """``NCHW`` (float32 RGB in [0, 1]) or ``NHWC`` (uint8 frames as a decoder gives them)."""
+    """``NCHW`` (float32 RGB in [0, 1]), ``NHWC`` (uint8 frames as a decoder gives them) or ``I420`` (uint8 planar
+    4:2:0 frames, (N, H*3/2, W), H and W even)."""
     channels: str = "RGB"
-    """Channel order of the input and output: ``RGB`` or ``BGR`` (OpenCV/PyAV ``bgr24`` frames)."""
+    """Channel order of the input and output: ``RGB``, ``BGR`` (OpenCV/PyAV ``bgr24`` frames) or ``YUV`` (I420)."""
     size_multiple: int = 1
     min_hw: tuple[int, int] | None = None
     max_hw: tuple[int, int] | None = None
@@ -54,15 +58,26 @@ class TensorSpec:
         return cls(shape=(None, None, None, 3), dtype="uint8", layout="NHWC", channels="BGR",
                    size_multiple=size_multiple, state_shape=state_shape)
 
+    @classmethod
+    def for_i420(cls, *, state_shape: tuple[int, ...] | None = None) -> TensorSpec:
+        """The spec of an artifact that takes and returns (N, H*3/2, W) uint8 I420 frames (:data:`I420_IO`)."""
+        return cls(shape=(None, None, None), dtype="uint8", layout="I420", channels="YUV", size_multiple=2,
+                   state_shape=state_shape)
+
     @property
     def frames(self) -> bool:
         """True when the artifact takes and returns (N, H, W, 3) uint8 BGR frames (no pre/post-processing)."""
         return self.layout == "NHWC" and self.dtype == "uint8"
 
     @property
+    def i420(self) -> bool:
+        """True when the artifact takes and returns (N, H*3/2, W) uint8 I420 frames (see :data:`I420_IO`)."""
+        return self.layout == "I420"
+
+    @property
     def hw_axes(self) -> tuple[int, int]:
-        """Axes of H and W in the input."""
-        return (1, 2) if self.layout == "NHWC" else (2, 3)
+        """Axes of H and W in the input (for I420, axis 1 holds H*3/2 rows)."""
+        return (1, 2) if self.layout in ("NHWC", "I420") else (2, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +225,12 @@ class Backend(abc.ABC):
             )
         m = spec.size_multiple
         h, w = (batch.shape[a] for a in spec.hw_axes)
+        if spec.i420:
+            if h % 3 or w % 2 or not h:
+                raise BackendError(
+                    f"{self.name}: input {tuple(batch.shape)} is not an I420 frame of even H x W "
+                    f"(expected (N, H*3/2, W))", hint="pad the frame to an even size before converting it to I420")
+            return
         if m > 1 and (h % m or w % m):
             raise BackendError(
                 f"{self.name}: H x W = {h} x {w} is not a multiple of {m}",

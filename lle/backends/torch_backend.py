@@ -23,7 +23,8 @@ class TorchBackend(Backend):
 
     Options: ``threads`` (CPU threads, process-wide ``torch.set_num_threads``; 0 = torch's default); ``frames``
     (True: take and return (N, H, W, 3) uint8 BGR frames through :func:`lle.models.frames.frame_graph`, the same
-    graph ``lle export --io uint8`` writes; fp32 only).
+    graph ``lle export --io uint8`` writes; ``"i420"``: (N, H*3/2, W) uint8 I420 frames, as ``--io i420``; fp32
+    only).
 
     The realtime preset is wrapped in :class:`lle.models.realtime.TemporalRealtime`, so :meth:`infer_stateful`
     behaves exactly like the exported video graphs.
@@ -38,6 +39,7 @@ class TorchBackend(Backend):
         self._temporal: nn.Module | None = None
         self._state_shape: tuple[int, ...] | None = None
         self._mult = 16
+        self._frames = self._i420 = False
 
     def load(self) -> None:
         torch = require("torch", extra=self.extra)
@@ -67,13 +69,18 @@ class TorchBackend(Backend):
         self._model = model.to(dev, dtype=self._dtype, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
         from lle.models.realtime import RealtimeUNet, TemporalRealtime
 
-        self._frames = bool(self.options.get("frames", False))
+        frames = self.options.get("frames", False)
+        self._i420 = frames == "i420"
+        self._frames = bool(frames)
         if self._frames and self.precision != "fp32":
             raise BackendError("torch backend: uint8 frame I/O runs in fp32", hint="use --precision fp32")
+        if self._i420 and not isinstance(model, RealtimeUNet):
+            raise BackendError(f"torch backend: I420 frames are for the realtime preset, not {card.preset}",
+                               hint="leave out frames='i420'")
         if self._frames:
             from lle.models.frames import frame_graph
 
-            self._model = frame_graph(self._model).eval()
+            self._model = frame_graph(self._model, "i420" if self._i420 else "uint8").eval()
             self._mult = 1
         if isinstance(model, RealtimeUNet):
             self._temporal = self._model if self._frames else TemporalRealtime(model).eval()
@@ -81,6 +88,8 @@ class TorchBackend(Backend):
 
     @property
     def input_spec(self) -> TensorSpec:
+        if self._i420:
+            return TensorSpec.for_i420(state_shape=self._state_shape)
         if self._frames:
             return TensorSpec.for_frames(state_shape=self._state_shape)
         return TensorSpec(size_multiple=self._mult, state_shape=self._state_shape)

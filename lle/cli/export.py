@@ -38,6 +38,7 @@ class Precision(str, Enum):
 class GraphIO(str, Enum):
     auto = "auto"
     uint8 = "uint8"
+    i420 = "i420"
     float32 = "float32"
 
 

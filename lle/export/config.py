@@ -107,7 +107,8 @@ class ExportConfig:
     atol_fp32: float = 1e-4
     atol_fp16: float = 1e-2
     io: str = "auto"
-    """Graph I/O: ``uint8`` (NHWC BGR frames in and out, any size), ``float32`` (NCHW RGB in [0, 1]) or ``auto``:
+    """Graph I/O: ``uint8`` (NHWC BGR frames in and out, any size), ``i420`` (realtime preset: planar 4:2:0 video
+    frames in and out, as PyAV decodes them; the fastest for video), ``float32`` (NCHW RGB in [0, 1]) or ``auto``:
     uint8 for the realtime preset's ONNX/OpenVINO FP32/FP16 exports, float32 otherwise (INT8 calibration and the
     TensorRT profiles work on float32 graphs)."""
     parity_hw: tuple[tuple[int, int], ...] = ((64, 96), (96, 128))
@@ -120,10 +121,10 @@ class ExportConfig:
     def __post_init__(self) -> None:
         _check(self.format, FORMATS, "format")
         _check(self.precision, PRECISIONS, "precision")
-        _check(self.io, ("auto", "float32", "uint8"), "io")
-        if self.io == "uint8" and (self.precision == "int8" or self.format == "tensorrt"):
+        _check(self.io, ("auto", "float32", "uint8", "i420"), "io")
+        if self.io in ("uint8", "i420") and (self.precision == "int8" or self.format == "tensorrt"):
             raise ConfigError(
-                f"--io uint8 is for ONNX/OpenVINO FP32/FP16 exports, not {self.format} {self.precision}",
+                f"--io {self.io} is for ONNX/OpenVINO FP32/FP16 exports, not {self.format} {self.precision}",
                 hint="INT8 and TensorRT exports take float32 NCHW input: use --io float32 (or leave --io out)",
             )
         _check(self.calibration.method, CALIB_METHODS, "calibration.method")
@@ -215,7 +216,7 @@ def with_overrides(cfg: ExportConfig, **changes: Any) -> ExportConfig:
 
 
 def resolve_io(cfg: ExportConfig, preset: str) -> str:
-    """The graph I/O ``cfg.io`` means for ``preset``: ``uint8`` or ``float32`` (see :attr:`ExportConfig.io`).
+    """The graph I/O ``cfg.io`` means for ``preset``: ``uint8``, ``i420`` or ``float32`` (see :attr:`ExportConfig.io`).
 
     Example:
         >>> resolve_io(ExportConfig(), "realtime"), resolve_io(ExportConfig(precision="int8"), "realtime")

@@ -36,8 +36,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 17
-IO_KINDS = ("float32", "uint8")
-"""``--io`` choices: float32 NCHW RGB tensors, or uint8 NHWC BGR frames (:mod:`lle.models.frames`)."""
+IO_KINDS = ("float32", "uint8", "i420")
+"""``--io`` choices: float32 NCHW RGB tensors, uint8 NHWC BGR frames, or uint8 I420 video frames (realtime
+preset only; :mod:`lle.models.frames`)."""
 
 
 def export_onnx(
@@ -54,7 +55,8 @@ def export_onnx(
 
     ``io="float32"``: (N, 3, H, W) float32 RGB in [0, 1], H and W multiples of the model's size multiple.
     ``io="uint8"``: (N, H, W, 3) uint8 BGR frames of any size, as decoders give them (see :mod:`lle.models.frames`);
-    the metadata ``lle.io`` says which, and ``lle.size_multiple`` is 1 (the graph pads itself).
+    ``io="i420"`` (realtime preset): (N, H*3/2, W) uint8 I420 frames of even H x W, as PyAV decodes ``yuv420p``;
+    the metadata ``lle.io`` says which, and ``lle.size_multiple`` is 1 (the graph pads itself) or 2 (I420).
 
     The realtime preset is exported in its video form (:class:`TemporalRealtime`): extra input ``state``
     (N, C, L, L) and ``alpha`` (1,), extra output ``state_out``. Feeding zeros gives the single-image result.
@@ -78,10 +80,14 @@ def export_onnx(
     mult = int(getattr(model, "size_multiple", 16))
     realtime = isinstance(model, RealtimeUNet)
     gen = torch.Generator().manual_seed(0)
-    if io == "uint8":
-        x = torch.randint(0, 256, (1, *sample_hw, 3), generator=gen, dtype=torch.uint8)
+    if io == "i420" and not realtime:
+        raise ExportError("--io i420 is for the realtime preset's video graph",
+                          hint="use --io uint8 or float32 for this model")
+    if io in ("uint8", "i420"):
+        shape = (1, *sample_hw, 3) if io == "uint8" else (1, sample_hw[0] // 2 * 3, sample_hw[1] // 2 * 2)
+        x = torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
         dyn = {0: "batch", 1: "height", 2: "width"}
-        model, mult = frame_graph(model).eval(), 1
+        model, mult = frame_graph(model, io).eval(), (1 if io == "uint8" else 2)
     else:
         h, w = (-(-sample_hw[0] // mult) * mult, -(-sample_hw[1] // mult) * mult)
         x = torch.rand(1, 3, h, w, generator=gen)
@@ -117,7 +123,7 @@ def _finish_onnx(onnx: Any, tmp: Path, card: ModelCard | None, model: nn.Module,
                  simplify: bool) -> None:
     """Simplify, shape-infer, check and label the freshly exported graph at ``tmp`` (in place)."""
     from lle import __version__
-    from lle.backends.base import FLOAT_IO, FRAME_IO
+    from lle.backends.base import FLOAT_IO, FRAME_IO, I420_IO
 
     m = onnx.load(str(tmp))
     if simplify:
@@ -129,11 +135,11 @@ def _finish_onnx(onnx: Any, tmp: Path, card: ModelCard | None, model: nn.Module,
         "lle.version": __version__,
         "lle.size_multiple": str(mult),
         "lle.preset": card.preset if card else type(model).__name__,
-        "lle.io": FRAME_IO if io == "uint8" else FLOAT_IO,
-        "lle.normalisation": (
-            "BGR NHWC uint8 frames in and out; cast, scale, pad, round and clip inside the graph"
-            if io == "uint8" else "RGB NCHW float32 in [0, 1]; no mean/std; clip output to [0, 1]"
-        ),
+        "lle.io": {"uint8": FRAME_IO, "i420": I420_IO}.get(io, FLOAT_IO),
+        "lle.normalisation": {
+            "uint8": "BGR NHWC uint8 frames in and out; cast, scale, pad, round and clip inside the graph",
+            "i420": "I420 (N, H*3/2, W) uint8 frames in and out, BT.601 limited range, H and W even",
+        }.get(io, "RGB NCHW float32 in [0, 1]; no mean/std; clip output to [0, 1]"),
     }
     if card is not None:
         meta["lle.model_card"] = card.to_json()
@@ -204,14 +210,20 @@ def require_float_graph(src: Path, step: str) -> None:
     """
     from lle.export.manifest import read_manifest
 
-    if read_manifest(src).get("graph_io") == "uint8":
+    if read_manifest(src).get("graph_io", "float32") != "float32":
         raise ExportError(f"{step} needs a float32 NCHW graph, but {Path(src).name} takes uint8 frames",
                           hint="export the ONNX with --io float32")
 
 
-def _rand_frames(cfg: ExportConfig) -> list[np.ndarray]:
-    """Seeded uint8 BGR frames at ``cfg.parity_hw`` (odd sizes kept: uint8 graphs take any size), dark-weighted."""
+def _rand_frames(cfg: ExportConfig, io: str = "uint8") -> list[np.ndarray]:
+    """Seeded dark-weighted uint8 frames at ``cfg.parity_hw``.
+
+    BGR with odd sizes kept (uint8 graphs take any size), or I420 frames of those sizes rounded up to even.
+    """
     g = np.random.default_rng(0)
+    if io == "i420":
+        sizes = [(h + h % 2, w + w % 2) for h, w in cfg.parity_hw]
+        return [(255.0 * g.random((1, h * 3 // 2, w)) ** 2).astype(np.uint8) for h, w in sizes]
     sizes = [(h + 1, w + 3) for h, w in cfg.parity_hw]
     return [(255.0 * g.random((1, h, w, 3)) ** 2).astype(np.uint8) for h, w in sizes]
 
@@ -225,7 +237,7 @@ def parity_atol(io: str, atol_float: float, *, fp16: bool = False) -> float:
 
     ``atol_float`` for float graphs; for uint8 frames 1 level (rounding), 4 levels with FP16 weights.
     """
-    if io == "uint8":
+    if io in ("uint8", "i420"):
         return 4.0 if fp16 else 1.0
     return atol_float
 
@@ -284,9 +296,9 @@ def to_onnx(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet |
     io = resolve_io(cfg, card.preset)
     path = export_onnx(model, Path(out_dir) / "model.onnx", card=card, opset=cfg.opset, simplify=cfg.simplify, io=io)
     mult = card.size_multiple if io == "float32" else 1
-    rand = _rand_inputs(cfg, mult) if io == "float32" else _rand_frames(cfg)
+    rand = _rand_inputs(cfg, mult) if io == "float32" else _rand_frames(cfg, io)
     hold = calib.holdout_arrays() if calib is not None and io == "float32" else []
-    graph = model if io == "float32" else frame_graph(model).eval()
+    graph = model if io == "float32" else frame_graph(model, io).eval()
     with torch.no_grad():
         ref = {k: [_first(graph(torch.from_numpy(x))).numpy() for x in xs]
                for k, xs in (("rand", rand), ("hold", hold))}

@@ -6,6 +6,7 @@ writes MPEG-4 Part 2 video only and drops audio. Cameras and GStreamer pipelines
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -18,7 +19,7 @@ import numpy as np
 
 from lle._lazy import require
 from lle.errors import InputError
-from lle.io.frames import Frame, Source
+from lle.io.frames import Frame, Source, i420_size, is_i420
 from lle.io.image import write_error
 from lle.io.sinks import Sink
 
@@ -55,7 +56,9 @@ def _rotation(stream: Any) -> int:
 
 
 class AvVideoSource(Source):
-    """Every frame of a video file, in order, as (H, W, 3) BGR uint8; undecodable packets are skipped and counted.
+    """Every frame of a video file, in order; undecodable packets are skipped and counted.
+
+    Frames are (H, W, 3) BGR uint8, or (H*3/2, W) I420 after :meth:`want_i420` (no colour conversion).
 
     Attributes beyond :class:`Source`: ``rate`` (exact frame rate as a fraction), ``rotation`` (degrees, kept on the
     output), ``skipped`` (corrupt packets skipped so far), ``missing`` (frames lost without a decode error, seen as
@@ -92,10 +95,17 @@ class AvVideoSource(Source):
         if first is None:
             self.close()
             raise InputError(f"not a readable video (no decodable frame): {path}", hint="check the file with ffprobe")
-        self._first: np.ndarray | None = first
-        self.size = (first.shape[1], first.shape[0])
+        self._first: Any = first
+        self.size = (first.width, first.height)
+        self._format = "bgr24"
 
-    def _decode(self) -> Iterator[np.ndarray]:
+    def want_i420(self) -> bool:
+        """Deliver (H*3/2, W) I420 arrays (``yuv420p``, no conversion to BGR) when the frame size is even."""
+        if self.size is not None and self.size[0] % 2 == 0 and self.size[1] % 2 == 0:
+            self._format = "yuv420p"
+        return self._format == "yuv420p"
+
+    def _decode(self) -> Iterator[Any]:
         import av
 
         packets = self._c.demux(self._v)
@@ -114,7 +124,7 @@ class AvVideoSource(Source):
                 continue
             for f in frames:
                 self._count_gap(f.time)
-                yield f.to_ndarray(format="bgr24")
+                yield f
 
     def _count_gap(self, t: float | None) -> None:
         """Count frames a damaged stream lost without a decode error: timestamps that jump by whole frames."""
@@ -130,9 +140,11 @@ class AvVideoSource(Source):
         if self._first is None:
             raise InputError(f"{self.description} was already read")
         first, self._first = self._first, None
-        yield Frame(0, first, f"{self.path.stem}_{0:06d}.png", time.perf_counter())
-        for i, img in enumerate(self._frames, start=1):
-            yield Frame(i, img, f"{self.path.stem}_{i:06d}.png", time.perf_counter())
+        fmt, size = self._format, self.size
+        for i, vf in enumerate(itertools.chain([first], self._frames)):
+            if fmt == "yuv420p" and (vf.width, vf.height) != size:
+                fmt = self._format = "bgr24"  # a mid-stream size change: back to BGR, which every stage takes
+            yield Frame(i, vf.to_ndarray(format=fmt), f"{self.path.stem}_{i:06d}.png", time.perf_counter())
         if self.skipped or self.missing:
             log.warning("%s: skipped %d corrupt packet(s), %d frame(s) missing (gaps in the timestamps); the other "
                         "frames were kept", self.path, self.skipped, self.missing)
@@ -150,6 +162,8 @@ class AvVideoSink(Sink):
     speed/quality (``ultrafast``/20 by default: live video needs the CPU for the model). Odd frame sizes are encoded
     4:4:4 (4:2:0 needs even sizes).
     """
+
+    takes_i420 = True
 
     def __init__(
         self, path: Path, rate: float | Fraction, *, audio_from: Path | None = None, rotation: int = 0,
@@ -201,15 +215,16 @@ class AvVideoSink(Sink):
                 src.close()
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
-        """Encode (H, W, 3) BGR uint8 ``image``."""
+        """Encode (H, W, 3) BGR uint8 ``image``, or an (H*3/2, W) I420 one as it is (4:2:0 output)."""
         import av
 
-        h, w = image.shape[:2]
+        i420 = is_i420(image)
+        w, h = i420_size(image) if i420 else (image.shape[1], image.shape[0])
         if self._out is None:
             self._open(w, h)
         elif (w, h) != self._size:
             raise InputError(f"frame {frame.index} is {w}x{h}, the video is {self._size}")
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="yuv420p" if i420 else "bgr24")
         vf.pts = self.written
         vf.time_base = 1 / self.rate
         try:

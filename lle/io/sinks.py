@@ -51,9 +51,12 @@ def _encode(image: np.ndarray, suffix: str) -> bytes:
 class Sink(abc.ABC):
     """Receives enhanced frames in order; :meth:`close` finalises the output."""
 
+    takes_i420: bool = False
+    """Whether :meth:`write` also takes (H*3/2, W) I420 images (else callers convert them to BGR first)."""
+
     @abc.abstractmethod
     def write(self, frame: Frame, image: np.ndarray) -> None:
-        """Write (H, W, 3) BGR uint8 ``image`` for source ``frame``."""
+        """Write (H, W, 3) BGR uint8 ``image`` for source ``frame`` (or I420, see :attr:`takes_i420`)."""
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Finalise the output. Safe to call twice."""

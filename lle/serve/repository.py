@@ -138,6 +138,9 @@ def artifact_io(artifact: Path) -> ArtifactIO:
         raise InputError(f"no manifest {artifact.name}.json beside {artifact}: cannot tell its I/O",
                          hint="pass an artifact written by `lle export` (with its .json)")
     mult = int(m.get("size_multiple") or 1)
+    if m.get("graph_io") == "i420":
+        raise InputError(f"{artifact.name} takes I420 video frames, which the Triton repository does not serve",
+                         hint="serve an export with --io uint8 (BGR frames) or --io float32")
     frames = m.get("graph_io") == "uint8"
     inputs = (m.get("io") or {}).get("inputs")
     if inputs:

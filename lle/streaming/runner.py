@@ -27,6 +27,7 @@ import numpy as np
 
 from lle.backends.base import Backend
 from lle.errors import InputError, LLEError
+from lle.io.frames import bgr_to_i420, is_i420, to_bgr
 from lle.io.sinks import Sink, WindowSink
 from lle.io.sources import Frame, Source
 from lle.pipeline import Enhancer
@@ -86,6 +87,7 @@ class _Item:
     blob: Any = None
     alpha: float = 0.0
     out: Any = None
+    hw: tuple[int, int] | None = None  # (H, W) of a BGR frame converted to I420 (padded when odd)
 
 
 class StreamRunner:
@@ -111,6 +113,12 @@ class StreamRunner:
         self.smoother = TemporalSmoother(smoothing, scene_cut) if backend.stateful else None
         # Frame artifacts (uint8 NHWC BGR in and out) take the decoded frame as it is: no conversion, no padding.
         self.frames = backend.input_spec.frames
+        # I420 artifacts: the source decodes to I420 when it can (no BGR conversion); sinks that take I420 get the
+        # output as it is, the others (and side-by-side output) get it converted to BGR.
+        self.i420 = backend.input_spec.i420
+        if self.i420:
+            source.want_i420()
+        self.sink_i420 = not compare and all(s.takes_i420 for s in self.sinks)
         self.enhancer = Enhancer(self._infer_raw, backend.input_spec.size_multiple)
         self._state: np.ndarray | None = None
         self._alpha = 0.0
@@ -139,20 +147,29 @@ class StreamRunner:
 
     def _pre(self, item: _Item) -> _Item:
         img = item.frame.image
-        item.blob = np.ascontiguousarray(img)[None] if self.frames else to_blob(img)
+        if self.i420 and not is_i420(img):
+            img, item.hw = bgr_to_i420(img)
+        item.blob = np.ascontiguousarray(img)[None] if self.frames or self.i420 else to_blob(img)
         if self.smoother is not None:
             item.alpha = self.smoother.alpha_for(item.frame.image)
         return item
 
     def _infer(self, item: _Item) -> _Item:
         self._alpha = item.alpha
-        item.out = self._infer_raw(item.blob) if self.frames else self.enhancer(item.blob)
+        raw = self.frames or self.i420
+        item.out = self._infer_raw(item.blob) if raw else self.enhancer(item.blob)
         item.blob = None
         return item
 
     def _post(self, item: _Item) -> _Item:
-        out = item.out[0] if self.frames else from_blob(item.out)
-        item.out = np.hstack([item.frame.image, out]) if self.compare else out
+        if self.i420:
+            out = item.out[0]
+            padded = item.hw is not None and (item.hw[0] % 2 or item.hw[1] % 2)
+            if not self.sink_i420 or padded:
+                out = to_bgr(out, item.hw)
+        else:
+            out = item.out[0] if self.frames else from_blob(item.out)
+        item.out = np.hstack([to_bgr(item.frame.image), out]) if self.compare else out
         return item
 
     # -- plumbing ----------------------------------------------------------------------------------------------

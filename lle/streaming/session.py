@@ -26,6 +26,8 @@ DEFAULT_LIVE_FPS = 30.0
 class NullSink(Sink):
     """Discards frames (measuring speed, or ``--show`` only)."""
 
+    takes_i420 = True
+
     def write(self, frame: Frame, image: np.ndarray) -> None:
         return None
 
@@ -106,7 +108,7 @@ def run_stream(
     from lle.presets import resolve_model
 
     with open_source(source, codec_threads=codec_threads) as src:
-        model, backend, preset_opts = resolve_model(model, backend)
+        model, backend, preset_opts = resolve_model(model, backend, video=src.is_video or src.live)
         opts = {**preset_opts, **(backend_options or {})}
         if backend in {"openvino", "ov"} or (backend == "auto" and Path(model).suffix.lower() == ".xml"):
             opts.setdefault("hint", "latency")

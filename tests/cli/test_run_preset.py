@@ -76,3 +76,36 @@ def test_a_preset_name_on_a_remote_backend_is_the_server_model_name() -> None:
     from lle.presets import resolve_model
 
     assert resolve_model("realtime", "triton") == (Path("realtime"), "triton", {})
+
+
+def test_preset_name_on_a_video_runs_the_i420_graph(bundled, tmp_path) -> None:
+    """Video sources get the I420 export (decoded planes straight in); torch runs the same graph."""
+    pytest.importorskip("onnxruntime")
+    av = pytest.importorskip("av")
+    from lle.presets import resolve_model
+
+    path, backend, opts = resolve_model("realtime", "torch", video=True)
+    assert backend == "torch" and opts == {"frames": "i420"}
+    clip = tmp_path / "in.mp4"
+    with av.open(str(clip), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 48, 32, "yuv420p"
+        for i in range(5):
+            f = av.VideoFrame.from_ndarray(np.full((32, 48, 3), 15 + 5 * i, np.uint8), format="bgr24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    outs = {}
+    for be in ("onnxruntime", "torch"):
+        out = tmp_path / f"{be}.mp4"
+        r = CliRunner().invoke(app, ["run", "realtime", "--backend", be, "--source", str(clip), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        with av.open(str(out)) as c:
+            outs[be] = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    assert len(outs["torch"]) == len(outs["onnxruntime"]) == 5
+    assert len(list((tmp_path / "cache").glob("realtime-*-i420/model.onnx"))) == 1
+    diff = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(*outs.values(), strict=True))
+    assert diff <= 3  # two encodes of outputs within one level of each other
+    assert all(float(o.mean()) >= 15 + 5 * i - 1 for i, o in enumerate(outs["torch"]))  # never darker, in order
