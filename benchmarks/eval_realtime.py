@@ -9,6 +9,8 @@ Measures, for the bundled realtime weights (and an older realtime export when gi
 - noisy synthetic pairs (held-out clean photos through the realtime recipe's sensor-noise synthesis, seeded):
   PSNR, SSIM and output/reference chroma ratio;
 - SICE held-out scenes (the training split): PSNR and SSIM.
+The bundled weights run through the float32 path ("new") and through the I420 video graph that `lle run` uses for
+video ("new (I420 graph)": the image converted to 8-bit I420, enhanced, converted back).
 Crops at 100 % (input | baseline | new) of the brightest and the darkest flat region of a few real photos go to
 benchmarks/results/realtime_crops/.
 """
@@ -45,6 +47,27 @@ def _runner(path: Path):
 
     def run(img: np.ndarray) -> np.ndarray:  # (H, W, 3) RGB float -> same
         return enh(np.ascontiguousarray(img.transpose(2, 0, 1)[None]))[0].transpose(1, 2, 0)
+
+    return run
+
+
+def _i420_runner(weights: Path):
+    """The realtime weights through the I420 video graph (what `lle run` of a video runs): RGB -> I420 -> RGB."""
+    import torch
+
+    from lle.io.frames import bgr_to_i420, to_bgr
+    from lle.models.checkpoint import load_model
+    from lle.models.frames import RealtimeI420Graph
+
+    model, _ = load_model(weights)
+    graph = RealtimeI420Graph(model.eval()).eval()
+
+    def run(img: np.ndarray) -> np.ndarray:
+        bgr = (np.clip(img, 0, 1)[..., ::-1] * 255.0 + 0.5).astype(np.uint8)
+        i420, hw = bgr_to_i420(bgr)
+        with torch.no_grad():
+            out = graph(torch.from_numpy(i420)[None])[0][0].numpy()
+        return to_bgr(out, hw)[..., ::-1].astype(np.float32) / 255.0
 
     return run
 
@@ -91,10 +114,13 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=ROOT / "lle" / "weights" / "realtime.safetensors")
     ap.add_argument("--baseline-onnx", type=Path)
     ap.add_argument("--crops", type=int, default=6)
+    ap.add_argument("--no-i420", action="store_true", help="skip the I420 video graph row")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "realtime_v2.md")
     args = ap.parse_args()
     torch.set_num_threads(2)
     models = {"new": _runner(args.weights)}
+    if not args.no_i420:
+        models["new (I420 graph)"] = _i420_runner(args.weights)
     if args.baseline_onnx:
         models = {"baseline": _runner(args.baseline_onnx), **models}
 

@@ -26,6 +26,7 @@ from lle.bench.memory import PeakMemory
 from lle.bench.report import BenchReport, BenchRow, collect_host
 from lle.bench.timing import StageTimer, measure, summarize
 from lle.errors import MissingDependencyError
+from lle.io.frames import bgr_to_i420, to_bgr
 from lle.pipeline import Enhancer
 from lle.psnr import psnr
 from lle.streaming.runner import from_blob, to_blob
@@ -44,32 +45,43 @@ class RunPath:
     """The per-frame work of ``lle run`` (:class:`lle.streaming.StreamRunner`) for a loaded backend, stage by stage.
 
     ``pre``: decoded (H, W, 3) uint8 BGR frames -> the backend's input (``to_blob``, or the frames as they are for
-    uint8 frame artifacts); ``infer``: :class:`lle.pipeline.Enhancer` over ``backend.infer`` (pad, infer, crop,
-    clip), or ``backend.infer`` alone for frame artifacts; ``post``: back to uint8 BGR frames (``from_blob``).
+    uint8 frame artifacts, or converted to I420 for I420 video graphs); ``infer``: :class:`lle.pipeline.Enhancer`
+    over ``backend.infer`` (pad, infer, crop, clip), or ``backend.infer`` alone for frame artifacts; ``post``: back
+    to uint8 BGR frames (``from_blob``, or from I420, cropped).
     ``lle bench`` times these three, so its rows and ``lle run --stats`` measure the same code.
     """
 
     def __init__(self, backend: Backend) -> None:
         spec = backend.input_spec
         self.frames = spec.frames
+        self.i420 = spec.i420
         self.raw = backend.infer
         self.enhancer = Enhancer(backend.infer, spec.size_multiple)
+        self._hw: tuple[int, int] | None = None
 
     def pre(self, bgr: list[np.ndarray]) -> np.ndarray:
+        if self.i420:  # I420 video graphs: the BGR test frames converted as a camera frame would be
+            planes = [bgr_to_i420(f) for f in bgr]
+            self._hw = planes[0][1]
+            return np.stack([p for p, _ in planes])
         if self.frames:
             return np.ascontiguousarray(bgr[0])[None] if len(bgr) == 1 else np.stack(bgr)
         return to_blob(bgr[0]) if len(bgr) == 1 else np.concatenate([to_blob(f) for f in bgr])
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        return self.raw(x) if self.frames else self.enhancer(x)
+        return self.raw(x) if self.frames or self.i420 else self.enhancer(x)
 
     def post(self, y: np.ndarray) -> list[np.ndarray]:
+        if self.i420:
+            return [to_bgr(f, self._hw) for f in y]
         return list(y) if self.frames else [from_blob(y[i : i + 1]) for i in range(len(y))]
 
     def rgb_float(self, bgr: np.ndarray) -> np.ndarray:
         """One frame through ``pre`` and ``infer``: (1, 3, H, W) RGB float32 in [0, 1], for the accuracy check."""
         y = self.infer(self.pre([bgr]))
-        if self.frames:
+        if self.i420:
+            y = self.post(y)[0][None]
+        if self.frames or self.i420:
             return np.ascontiguousarray(y[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
         return y
 
