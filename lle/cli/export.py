@@ -113,7 +113,9 @@ def export(
     io: Annotated[
         GraphIO | None, typer.Option("--io", help="Graph I/O: uint8 = NHWC BGR frames straight from the decoder, "
                               "any size (cast, scale, pad, round and clip inside the graph); float32 = NCHW RGB "
-                              "in [0, 1]; auto = uint8 for realtime ONNX/OpenVINO FP32/FP16, else float32.")
+                              "in [0, 1]; i420 = realtime only, planar 4:2:0 video frames (N, H*3/2, W) as PyAV "
+                              "decodes them, no colour conversion (the fastest for video; `lle run` of a video "
+                              "uses it); auto = uint8 for realtime ONNX/OpenVINO FP32/FP16, else float32.")
     ] = None,
     triton_platform: Annotated[
         str, typer.Option(help="--format triton: comma-separated serving platforms: python (lle's own backend "

@@ -115,9 +115,11 @@ def run(
             info = be.describe()
             total = None if src.live else src.total
             bar.update(task, total=total)
+            spec = be.input_spec
+            frames = "I420 frames" if spec.i420 else "BGR frames" if spec.frames else "float32 tensors"
             err_console.print(
                 f"{src.description} -> {output or ('window' if show else 'nowhere')} with {info.name} "
-                f"({info.device}, {info.precision})", highlight=False, soft_wrap=True,
+                f"({info.device}, {info.precision}, {frames})", highlight=False, soft_wrap=True,
             )  # fmt: skip
 
         def on_frame(done: int, total: int | None, fps: float) -> None:

@@ -111,27 +111,33 @@ class RealtimeI420Graph(nn.Module):
     chroma directly; the analysis the U-Net sees takes the stride-2 samples of Y, as for BGR frames. Full-resolution
     luma then only adds its own detail around that result::
 
-        Y_out = Yh_out + D (Y - Yh)        # Yh: 2x2 mean of Y, Yh_out: luma of the curve's output there
+        Y_out = Yh_out + D delta / (1 + kappa relu(delta)),  delta = Y - Yh
         out = max(min(Y_out, 235), Y)      # never darker than the input, detail never past white
 
-    with ``D = k f'(V_B)``: the detail gain ``k <= 1`` times the slope of the curve ``f(V) = V g``, ``g = 1 / (V + r
-    (1 - V))``, at the brightest channel ``V_B`` of the smooth base (``f' = r g^2``, or ``1 - h`` where the highlight
-    cap is the smaller branch). For a grey pixel that is what the RGB curve does to its own detail, to first order;
-    the curve's ratio ``g`` in its place would lift sensor noise up to ``1 + (a - 1) V`` times more.
+    ``Yh`` is the 2x2 mean of Y and ``Yh_out`` the luma of the curve's output there; ``D = k f'(V_B)`` is the detail
+    gain ``k <= 1`` times the slope of the curve ``f(V) = V g``, ``g = 1 / (V + r (1 - V))``, at the brightest
+    channel ``V_B`` of the smooth base, and ``kappa = k (1 - r) g`` (per unit of luma). The curve is a Moebius map,
+    so ``f(V + e) - f(V) = f'(V) e / (1 + (1 - r) g e)`` exactly: bright detail follows the curve itself, not its
+    tangent (the tangent overshoots a concave curve; it blew out 0.5 % more pixels of the real photos). Dark detail
+    (``delta < 0``) is scaled by ``D`` alone, so nothing divides by a vanishing denominator. Where the highlight cap
+    is the smaller branch, ``D = k (1 - h)`` and ``kappa = 0``. For a grey pixel this is what the RGB curve does to
+    its own detail; the curve's ratio ``g`` in place of its slope would lift sensor noise up to ``1 + (a - 1) V``
+    times more.
 
-    *Monotonic* in each pixel's own luma, for fixed coefficients (``k``, ``r``, white balance, base): ``D`` is then
-    a fixed positive map, and ``Y`` enters ``Y_out`` directly (slope ``D``) and through its block's mean ``Yh``
-    with a weight ``w <= 1/4`` (the 2x2 mean, then bilinear weights <= 1), so
-    ``dY_out/dY = D + w (dYh_out/dYh - D) = (1 - w) D + w dYh_out/dYh >= 0``: ``Yh_out`` is the luma of the RGB curve
-    at the block, which does not fall when the block's R, G and B rise together (each ``y_c = d_c g(V)`` with
-    ``d_c <= V`` has a non-negative derivative along ``(1, 1, 1)``; so do the desaturation mix, the cap and the
-    final maximum), as long as the YUV -> RGB conversion clips no channel. The ``min`` and ``max`` with
-    non-decreasing functions of ``Y`` keep the result non-decreasing, and the ``max`` keeps every pixel at least
-    as bright as it came in (no inverted highlights).
+    *Monotonic* in each pixel's own luma, for fixed coefficients (``k``, ``r``, white balance, base): ``D`` and
+    ``kappa`` are then fixed maps (``D > 0``, ``kappa >= 0``), and ``phi(delta) = delta / (1 + kappa relu(delta))``
+    has ``0 < phi' <= 1``. ``Y`` enters ``delta`` directly and ``Yh`` with a weight ``w <= 1/4`` (the 2x2 mean,
+    then bilinear weights <= 1), so ``dY_out/dY = (1 - w) D phi' + w dYh_out/dYh >= 0``: ``Yh_out`` is the luma of
+    the RGB curve at the block, which does not fall when the block's R, G and B rise together (each ``y_c = d_c
+    g(V)`` with ``d_c <= V`` has a non-negative derivative along ``(1, 1, 1)``; so do the desaturation mix, the cap
+    and the final maximum), as long as the YUV -> RGB conversion clips no channel. The ``min`` and ``max`` with
+    non-decreasing functions of ``Y`` keep the result non-decreasing, and the ``max`` keeps every pixel at least as
+    bright as it came in (no inverted highlights).
 
-    *Cost* at full resolution: one cast of Y, the 2x2 mean, two one-channel bilinear upsamplings, a multiply-add, the
-    clip, the maximum and the cast back: about 9 one-channel passes, against about 10 three-channel ones (and two
-    colour conversions outside the graph) for BGR frames. The curve itself runs on a quarter of the pixels.
+    *Cost* at full resolution: one cast of Y, the 2x2 mean, four one-channel bilinear upsamplings (two resizes),
+    the detail term (subtract, relu, multiply-add, divide), the clip, the maximum and the cast back: about 14
+    one-channel passes, against about 10 three-channel ones (and two colour conversions outside the graph) for BGR
+    frames. The curve itself runs on a quarter of the pixels.
     Measured (1080p, onnxruntime, 2 threads, one run): 41 ms against 71 ms for the BGR frame graph; with the
     shipped weights 21.85 dB / 0.757 on the SICE held-out scenes against the BGR graph's 21.92 / 0.764 (see
     ``benchmarks/results/realtime_v2.md``).
@@ -144,25 +150,27 @@ class RealtimeI420Graph(nn.Module):
         self.coeff_channels = model.coeff_channels
 
     def detail_gain(self, p: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """``D = k f'(V_B)`` at the base's resolution: the detail gain times the curve's slope at the base.
+        """``(D, kappa)`` (N, 2, h, w) at the base's resolution: how luma detail around a block is rendered.
 
-        ``V_B`` is the brightest white-balanced channel of the smooth base ``p`` (N, 3, h, w) in [0, 1]; ``f'(V) = r
-        g^2`` with ``g = 1 / (V + r (1 - V))``, or ``1 - h`` where the highlight cap is the smaller branch.
+        ``D = k f'(V_B)``: the detail gain times the curve's slope at ``V_B``, the brightest white-balanced channel
+        of the smooth base ``p`` (N, 3, h, w) in [0, 1], with ``f'(V) = r g^2``, ``g = 1 / (V + r (1 - V))``;
+        ``kappa = k (1 - r) g / 219`` per luma code. Where the highlight cap is the smaller branch: ``D = k (1 - h)``,
+        ``kappa = 0`` (the cap is a straight line).
         """
         m = self.model
         cc = F.interpolate(c[:, :2], size=p.shape[-2:], mode="bilinear", align_corners=False)
         r = torch.exp(-MAX_LOG_GAIN * torch.tanh(cc[:, :1] / MAX_LOG_GAIN))
         k = torch.sigmoid(cc[:, 1:2])
         wl = c[:, 2:5].mean(dim=(2, 3), keepdim=True)
-        wb = torch.exp(wl - wl.amax(dim=1, keepdim=True))
-        pw = p * wb
+        pw = p * torch.exp(wl - wl.amax(dim=1, keepdim=True))
         v = torch.maximum(torch.maximum(pw[:, 0:1], pw[:, 1:2]), pw[:, 2:3])
         g = 1.0 / (v + r * (1.0 - v))
-        slope = r * g * g
+        slope, kappa = r * g * g, (1.0 - r) * g * (1.0 / 219.0)
         if m.highlight:
-            cap = (1.0 - m.highlight) + m.highlight / (v + 1e-6)
-            slope = torch.where(cap < g, torch.full_like(slope, 1.0 - m.highlight), slope)
-        return k * slope
+            capped = (1.0 - m.highlight) + m.highlight / (v + 1e-6) < g
+            slope = torch.where(capped, torch.full_like(slope, 1.0 - m.highlight), slope)
+            kappa = torch.where(capped, torch.zeros_like(kappa), kappa)
+        return torch.cat([k * slope, k * kappa], dim=1)
 
     @staticmethod
     def planes(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -191,10 +199,13 @@ class RealtimeI420Graph(nn.Module):
         base_k, k, r, wb = m.render_maps(xh, p, c, base_scale=255.0)
         rgb = tone_curve(xh, base_k, k, r, wb, desaturation=m.desaturation, white=255.0, highlight=m.highlight)
         yo, uo, vo = _rgb_to_yuv(rgb)
-        gain = F.interpolate(self.detail_gain(p, c), size=yh.shape[-2:], mode="bilinear", align_corners=False)
-        off = F.interpolate(yo - gain * yh, size=(h, w), mode="bilinear", align_corners=False)
-        gain = F.interpolate(gain, size=(h, w), mode="bilinear", align_corners=False)
-        yout = torch.maximum((off + gain * y).clamp(max=_Y0 + 219.0), y)
+        def up(t: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+
+        dk = self.detail_gain(p, c)
+        delta = y - up(yh)
+        yout = up(yo) + up(dk[:, 0:1]) * delta / (1.0 + up(dk[:, 1:2]) * torch.relu(delta))
+        yout = torch.maximum(yout.clamp(max=_Y0 + 219.0), y)
         q = (h // 2) * (w // 2)
         planes = [(yout + 0.5).to(torch.uint8).reshape(n, h * w),
                   (uo.clamp(0.0, 255.0) + 0.5).to(torch.uint8).reshape(n, q),
