@@ -10,7 +10,8 @@ Measures, for the bundled realtime weights (and an older realtime export when gi
   PSNR, SSIM and output/reference chroma ratio;
 - SICE held-out scenes (the training split): PSNR and SSIM.
 The bundled weights run through the float32 path ("new") and through the I420 video graph that `lle run` uses for
-video ("new (I420 graph)": the image converted to 8-bit I420, enhanced, converted back).
+video ("new (I420 graph)": the image converted to 8-bit I420, enhanced, converted back); "new, output through
+4:2:0" is the float32 path's output after a BGR -> I420 -> BGR round trip, what any 4:2:0 video encode keeps of it.
 Crops at 100 % (input | baseline | new) of the brightest and the darkest flat region of a few real photos go to
 benchmarks/results/realtime_crops/.
 """
@@ -72,6 +73,18 @@ def _i420_runner(weights: Path):
     return run
 
 
+def _through_420(run):
+    """``run``'s output as a 4:2:0 video encode would keep it (BGR -> I420 -> BGR): the floor for video output."""
+    from lle.io.frames import bgr_to_i420, to_bgr
+
+    def wrapped(img: np.ndarray) -> np.ndarray:
+        bgr = (np.clip(run(img), 0, 1)[..., ::-1] * 255.0 + 0.5).astype(np.uint8)
+        i420, hw = bgr_to_i420(bgr)
+        return to_bgr(i420, hw)[..., ::-1].astype(np.float32) / 255.0
+
+    return wrapped
+
+
 def _safety(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
     bright = x.max(axis=2) > 0.6
     inverted = bright & ((y @ LUMA) < (x @ LUMA) - 0.05)
@@ -120,6 +133,7 @@ def main() -> None:
     torch.set_num_threads(2)
     models = {"new": _runner(args.weights)}
     if not args.no_i420:
+        models["new, output through 4:2:0"] = _through_420(models["new"])
         models["new (I420 graph)"] = _i420_runner(args.weights)
     if args.baseline_onnx:
         models = {"baseline": _runner(args.baseline_onnx), **models}

@@ -138,9 +138,10 @@ class RealtimeI420Graph(nn.Module):
     the detail term (subtract, relu, multiply-add, divide), the clip, the maximum and the cast back: about 14
     one-channel passes, against about 10 three-channel ones (and two colour conversions outside the graph) for BGR
     frames. The curve itself runs on a quarter of the pixels.
-    Measured (1080p, onnxruntime, 2 threads, one run): 41 ms against 71 ms for the BGR frame graph; with the
-    shipped weights 21.85 dB / 0.757 on the SICE held-out scenes against the BGR graph's 21.92 / 0.764 (see
-    ``benchmarks/results/realtime_v2.md``).
+    Measured at 1080p in one run (``benchmarks/results/run_fps.md``): 49 ms in onnxruntime against 67 ms for the
+    BGR frame graph. With the shipped weights (``benchmarks/results/realtime_v2.md``): 21.88 dB / 0.757 on the SICE
+    held-out scenes and 3.69 % newly blown pixels on the real photos, against 21.90 / 0.761 and 3.71 % for the
+    float32 path's output after a 4:2:0 round trip (what any 4:2:0 video encode keeps of it).
     """
 
     def __init__(self, model: RealtimeUNet) -> None:
