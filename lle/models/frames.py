@@ -126,21 +126,27 @@ class RealtimeI420Graph(nn.Module):
 
     *Monotonic* in each pixel's own luma, for fixed coefficients (``k``, ``r``, white balance, base): ``D`` and
     ``kappa`` are then fixed maps (``D > 0``, ``kappa >= 0``), and ``phi(delta) = delta / (1 + kappa relu(delta))``
-    has ``0 < phi' <= 1``. ``Y`` enters ``delta`` directly and ``Yh`` with a weight ``w <= 1/4`` (the 2x2 mean,
-    then bilinear weights <= 1), so ``dY_out/dY = (1 - w) D phi' + w dYh_out/dYh >= 0``: ``Yh_out`` is the luma of
+    has ``0 < phi' <= 1``. ``Y`` enters ``delta`` directly and ``Yh`` (its own 2x2 block) with a weight
+    ``w = 1/4``, so ``dY_out/dY = (1 - w) D phi' + w dYh_out/dYh >= 0``: ``Yh_out`` is the luma of
     the RGB curve at the block, which does not fall when the block's R, G and B rise together (each ``y_c = d_c
     g(V)`` with ``d_c <= V`` has a non-negative derivative along ``(1, 1, 1)``; so do the desaturation mix, the cap
     and the final maximum), as long as the YUV -> RGB conversion clips no channel. The ``min`` and ``max`` with
     non-decreasing functions of ``Y`` keep the result non-decreasing, and the ``max`` keeps every pixel at least as
     bright as it came in (no inverted highlights).
 
-    *Cost* at full resolution: one cast of Y, the 2x2 mean, four one-channel bilinear upsamplings (two resizes),
-    the detail term (subtract, relu, multiply-add, divide), the clip, the maximum and the cast back: about 14
-    one-channel passes, against about 10 three-channel ones (and two colour conversions outside the graph) for BGR
-    frames. The curve itself runs on a quarter of the pixels.
-    Measured at 1080p in one run (``benchmarks/results/run_fps.md``): 49 ms in onnxruntime against 67 ms for the
-    BGR frame graph. With the shipped weights (``benchmarks/results/realtime_v2.md``): 21.88 dB / 0.757 on the SICE
-    held-out scenes and 3.69 % newly blown pixels on the real photos, against 21.90 / 0.761 and 3.71 % for the
+    The four maps (``Yh_out``, ``Yh``, ``D``, ``kappa``) live at chroma resolution (``D`` and ``kappa`` upsampled
+    bilinearly from the base) and are repeated 2x2 to full resolution: each pixel is rendered against its own block,
+    so a block's pixels average to the block's rendered value, and across block edges the jump is ``(chord slope -
+    D) x step``, second order in smooth areas (measured: the second difference of a rendered gradient is the same
+    across block edges as inside blocks). Bilinear maps cost 13 ms more at 1080p for 0.03 dB on SICE.
+
+    *Cost* at full resolution: one cast of Y, the 2x2 mean, four one-channel 2x repeats, the detail term (subtract,
+    relu, multiply-add, divide), the clip, the maximum and the cast back: about 14 one-channel passes, against about
+    10 three-channel ones (and two colour conversions outside the graph) for BGR frames. The curve itself runs on
+    a quarter of the pixels.
+    Measured at 1080p in one run (``benchmarks/results/run_fps.md``): 38.5 ms in onnxruntime against 66.5 ms for
+    the BGR frame graph. With the shipped weights (``benchmarks/results/realtime_v2.md``): 21.85 dB / 0.756 on the
+    SICE held-out scenes and 3.71 % newly blown pixels on the real photos, against 21.90 / 0.761 and 3.71 % for the
     float32 path's output after a 4:2:0 round trip (what any 4:2:0 video encode keeps of it).
     """
 
@@ -201,9 +207,9 @@ class RealtimeI420Graph(nn.Module):
         rgb = tone_curve(xh, base_k, k, r, wb, desaturation=m.desaturation, white=255.0, highlight=m.highlight)
         yo, uo, vo = _rgb_to_yuv(rgb)
         def up(t: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+            return F.interpolate(t, size=(h, w), mode="nearest")
 
-        dk = self.detail_gain(p, c)
+        dk = F.interpolate(self.detail_gain(p, c), size=yh.shape[-2:], mode="bilinear", align_corners=False)
         delta = y - up(yh)
         yout = up(yo) + up(dk[:, 0:1]) * delta / (1.0 + up(dk[:, 1:2]) * torch.relu(delta))
         yout = torch.maximum(yout.clamp(max=_Y0 + 219.0), y)
