@@ -1,7 +1,8 @@
 """Preset names as models: ``lle run realtime --source ...`` runs the bundled weights without an explicit export.
 
 The bundled weights are exported once into a cache folder (``$LLE_CACHE`` or ``~/.cache/lle``), keyed by the
-weights' sha256, the lle version and the graph I/O, so later runs start at once and a weights update re-exports.
+weights' and the model card's sha256, the lle version and the graph I/O, so later runs start at once and an update of
+the weights or of their card re-exports.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def _cached_onnx(preset: str, weights: Path, io: str) -> Path:
     from lle.export.onnx_export import export_onnx
     from lle.models.checkpoint import load_model
 
-    key = f"{preset}-{sha256_file(weights)[:16]}-{__version__}-{io}"
+    card = weights.with_suffix(".json")  # the card holds the architecture (curve settings): part of the key
+    card_sha = sha256_file(card)[:8] if card.is_file() else "nocard"
+    key = f"{preset}-{sha256_file(weights)[:16]}-{card_sha}-{__version__}-{io}"
     path = cache_dir() / key / "model.onnx"
     if path.is_file():
         return path

@@ -51,12 +51,29 @@ from torch import nn
 from lle.models.blocks import Decoder, Encoder, PaddingMode
 from lle.models.registry import register_model
 
-__all__ = ["MAX_LOG_GAIN", "RealtimeUNet", "TemporalRealtime", "tone_curve"]
+__all__ = ["MAX_LOG_GAIN", "RealtimeUNet", "TemporalRealtime", "exposure_weight", "tone_curve"]
 
 MAX_LOG_GAIN = 4.5
 """Soft limit of the log gain: the shadow slope of the curve stays within e^+-4.5 (about 90x)."""
 
 _PAD: PaddingMode = "replicate"
+
+
+def exposure_weight(p: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """(N, 1, 1, 1) share of the predicted log gain a frame keeps, from the mean luma ``m`` of its base ``p``.
+
+    1 up to ``m = lo`` (a dark frame: the model lifts it as trained), falling linearly to 0 at ``m = hi`` (a frame
+    already exposed like a reference: gain 1, only the detail/noise split and white balance act). A moderately lit
+    night scene is lifted a little instead of being pushed to daylight grey. Scaling the log gain only changes the
+    coefficients, so the curve stays monotonic.
+
+    Example:
+        >>> [round(float(exposure_weight(torch.full((1, 3, 2, 2), m), 0.2, 0.4)), 2) for m in (0.1, 0.3, 0.5)]
+        [1.0, 0.5, 0.0]
+    """
+    luma = 0.299 * p[:, 0:1] + 0.587 * p[:, 1:2] + 0.114 * p[:, 2:3]
+    m = luma.mean(dim=(2, 3), keepdim=True)
+    return ((hi - m) * (1.0 / (hi - lo))).clamp(0.0, 1.0)
 
 
 def tone_curve(
@@ -111,8 +128,12 @@ class RealtimeUNet(nn.Module):
     """Coefficient map channels: log-gain logit, detail logit, then 3 white-balance logits (spatially constant)."""
 
     def __init__(self, width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0,
-                 highlight: float = 0.0) -> None:
+                 highlight: float = 0.0, exposure: tuple[float, float] | list[float] | None = None) -> None:
         super().__init__()
+        lo, hi = (float(v) for v in (exposure or (0.0, 0.0)))
+        if exposure is not None and not 0.0 < lo < hi <= 1.0:
+            raise ValueError(f"exposure={list(exposure)} must be two mean lumas 0 < lo < hi <= 1")
+        self.exposure = (lo, hi) if exposure is not None else None
         if not 0.0 <= desaturation < 1.0:
             raise ValueError(f"desaturation={desaturation} must be in [0, 1)")
         if not 0.0 <= highlight < 1.0:
@@ -159,6 +180,8 @@ class RealtimeUNet(nn.Module):
         small = F.interpolate(torch.cat([p, 4.0 * s], dim=1), size=size, mode="bilinear", align_corners=False)
         feats = self.encoder(small)
         c = self.head(self.decoder(feats))
+        if self.exposure is not None:
+            c = torch.cat([c[:, :1] * exposure_weight(p, *self.exposure), c[:, 1:]], dim=1)
         wb = self.colour(feats[-1].mean(dim=(2, 3), keepdim=True)).expand(-1, -1, *c.shape[-2:])
         return torch.cat([c, wb], dim=1)
 
@@ -232,9 +255,10 @@ class RealtimeUNet(nn.Module):
 
 @register_model("realtime")
 def realtime(width: int = 16, depth: int = 3, lowres: int = 128, desaturation: float = 0.0,
-             highlight: float = 0.0) -> RealtimeUNet:
+             highlight: float = 0.0, exposure: list[float] | None = None) -> RealtimeUNet:
     """Realtime preset (about 0.7 M parameters at width 16, depth 3)."""
-    return RealtimeUNet(width=width, depth=depth, lowres=lowres, desaturation=desaturation, highlight=highlight)
+    return RealtimeUNet(width=width, depth=depth, lowres=lowres, desaturation=desaturation, highlight=highlight,
+                        exposure=exposure)
 
 
 class TemporalRealtime(nn.Module):

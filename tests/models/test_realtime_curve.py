@@ -160,3 +160,38 @@ def test_highlight_cap_trains_on_black_pixels_without_nan() -> None:
     m(x).mean().backward()
     grads = [p.grad for p in m.parameters() if p.grad is not None]
     assert grads and all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+def test_exposure_weight_keeps_dark_frames_and_tempers_lit_ones(shipped: RealtimeUNet) -> None:
+    """The shipped card's exposure rule: a dark frame is enhanced as without it, a moderately lit one less, a
+    well-exposed one barely, and the curve stays monotonic (only the coefficients change)."""
+    import copy
+
+    from lle.models.realtime import exposure_weight
+
+    assert shipped.exposure == (0.15, 0.6)
+    off = copy.deepcopy(shipped)
+    off.exposure = None
+    g = torch.Generator().manual_seed(0)
+    tex = torch.rand(1, 1, 48, 64, generator=g)
+    means = {}
+    for level in (0.08, 0.3, 0.55):
+        x = (level * (0.6 + 0.8 * tex)).expand(1, 3, 48, 64) * torch.tensor([1.0, 0.9, 0.8]).view(1, 3, 1, 1)
+        with torch.no_grad():
+            y_on, y_off = shipped(x), off(x)
+        means[level] = (float(x.mean()), float(y_on.mean()), float(y_off.mean()))
+        assert bool((y_on >= x - 1e-6).all())
+    dark, mid, lit = means[0.08], means[0.3], means[0.55]
+    assert abs(dark[1] - dark[2]) < 1e-6  # below 0.15: untouched
+    assert mid[0] < mid[1] < mid[2]  # lifted, but less than without the rule
+    assert lit[1] - lit[0] < 0.5 * (lit[2] - lit[0])
+    p = torch.full((2, 3, 4, 4), 0.1)
+    p[1] = 0.7
+    assert exposure_weight(p, 0.15, 0.6).flatten().tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="exposure"):
+        RealtimeUNet(exposure=(0.5, 0.2))
+    # monotonic on a ramp with the rule on
+    ramp = torch.linspace(0, 1, 256).view(1, 1, 1, 256).expand(1, 3, 16, 256).contiguous()
+    with torch.no_grad():
+        y = shipped(ramp)
+    assert bool((y[..., 1:] - y[..., :-1] >= -1e-5).all())
