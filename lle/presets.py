@@ -60,8 +60,8 @@ def _cached_onnx(preset: str, weights: Path, io: str) -> Path:
     from lle.export.onnx_export import export_onnx
     from lle.models.checkpoint import load_model
 
-    card = weights.with_suffix(".json")  # the card holds the architecture (curve settings): part of the key
-    card_sha = sha256_file(card)[:8] if card.is_file() else "nocard"
+    card_json = weights.with_suffix(".json")  # the card holds the architecture (curve settings): part of the key
+    card_sha = sha256_file(card_json)[:8] if card_json.is_file() else "nocard"
     key = f"{preset}-{sha256_file(weights)[:16]}-{card_sha}-{__version__}-{io}"
     path = cache_dir() / key / "model.onnx"
     if path.is_file():
