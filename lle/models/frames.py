@@ -146,7 +146,7 @@ class RealtimeI420Graph(nn.Module):
     a quarter of the pixels.
     Measured at 1080p in one run (``benchmarks/results/run_fps.md``): 38.5 ms in onnxruntime against 66.5 ms for
     the BGR frame graph. With the shipped weights (``benchmarks/results/realtime_v2.md``): 21.85 dB / 0.756 on the
-    SICE held-out scenes and 3.71 % newly blown pixels on the real photos, against 21.90 / 0.761 and 3.71 % for the
+    SICE held-out scenes and 1.07 % newly blown pixels on the real photos, against 21.89 / 0.761 and 1.06 % for the
     float32 path's output after a 4:2:0 round trip (what any 4:2:0 video encode keeps of it).
     """
 
