@@ -100,8 +100,15 @@ class AvVideoSource(Source):
         self._format = "bgr24"
 
     def want_i420(self) -> bool:
-        """Deliver (H*3/2, W) I420 arrays (``yuv420p``, no conversion to BGR) when the frame size is even."""
-        if self.size is not None and self.size[0] % 2 == 0 and self.size[1] % 2 == 0:
+        """Deliver (H*3/2, W) I420 arrays (``yuv420p``, no conversion to BGR) when that is what the decoder gives.
+
+        Only for 8-bit limited-range 4:2:0 video of even size (nearly every H.264/HEVC file): full-range
+        (``yuvj420p``, camera MJPEG), 10-bit or 4:2:2/4:4:4 streams stay BGR, which FFmpeg converts correctly.
+        """
+        first = self._first
+        ok = (first is not None and first.format.name == "yuv420p" and getattr(first, "color_range", 0) != 2
+              and first.width % 2 == 0 and first.height % 2 == 0)
+        if ok:
             self._format = "yuv420p"
         return self._format == "yuv420p"
 

@@ -271,3 +271,30 @@ def test_lle_run_of_bgr_sources_through_an_i420_graph(i420_onnx, tmp_path) -> No
     assert run_stream(i420_onnx, str(clip), cmp, backend="onnxruntime", compare=True).frames == 12
     first = sorted(cmp.iterdir())[0]
     assert cv2.imread(str(first)).shape == (48, 128, 3)
+
+
+def test_only_limited_range_8bit_420_video_is_decoded_to_i420(tmp_path) -> None:
+    """Full-range (yuvj420p) and 10-bit clips stay BGR: FFmpeg converts those, the graph assumes BT.601 limited."""
+    av = pytest.importorskip("av")
+    from lle.io.av_video import AvVideoSource
+
+    def clip(name: str, codec: str, pix_fmt: str) -> Path:
+        path = tmp_path / name
+        with av.open(str(path), "w") as c:
+            s = c.add_stream(codec, rate=10)
+            s.width, s.height, s.pix_fmt = 32, 16, pix_fmt
+            for i in range(2):
+                f = av.VideoFrame.from_ndarray(np.full((16, 32, 3), 200, np.uint8), format="bgr24")
+                f.pts = i
+                for p in s.encode(f):
+                    c.mux(p)
+            for p in s.encode(None):
+                c.mux(p)
+        return path
+
+    for name, codec, fmt, want in (("a.mkv", "libx264", "yuv420p", True), ("b.mkv", "mjpeg", "yuvj420p", False),
+                                   ("c.mkv", "libx264", "yuv420p10le", False)):
+        with AvVideoSource(clip(name, codec, fmt)) as src:
+            assert src.want_i420() is want, name
+            img = next(iter(src)).image
+            assert img.shape == ((24, 32) if want else (16, 32, 3)), name
