@@ -61,7 +61,7 @@ def test_bundled_weights_on_i420_match_the_bgr_graph() -> None:
         out = RealtimeI420Graph(model)(torch.from_numpy(_i420(bgr))[None])[0][0].numpy()
     got = cv2.cvtColor(out, cv2.COLOR_YUV2BGR_I420)
     assert got.shape == bgr.shape
-    assert _psnr(got, ref) > 33.0  # 36.8 dB when written; 4:2:0 of the reference alone gives 39.3
+    assert _psnr(got, ref) > 33.0  # 36.4 dB when written; 4:2:0 of the reference alone gives 39.3
     assert abs(float(got.mean()) - float(ref.mean())) < 2.0
     assert got.mean() > bgr.mean() + 20  # it does lift the dark sample
 
