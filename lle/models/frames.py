@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lle.models.realtime import MAX_LOG_GAIN, RealtimeUNet, tone_curve
+from lle.models.realtime import RealtimeUNet, tone_curve
 
 __all__ = ["FrameGraph", "RealtimeFrameGraph", "RealtimeI420Graph", "frame_graph", "from_frames", "to_frames"]
 
@@ -165,11 +165,8 @@ class RealtimeI420Graph(nn.Module):
         ``kappa = 0`` (the cap is a straight line).
         """
         m = self.model
-        cc = F.interpolate(c[:, :2], size=p.shape[-2:], mode="bilinear", align_corners=False)
-        r = torch.exp(-MAX_LOG_GAIN * torch.tanh(cc[:, :1] / MAX_LOG_GAIN))
-        k = torch.sigmoid(cc[:, 1:2])
-        wl = c[:, 2:5].mean(dim=(2, 3), keepdim=True)
-        pw = p * torch.exp(wl - wl.amax(dim=1, keepdim=True))
+        k, r, wb = m.decode(c, p.shape[-2:])
+        pw = p * wb
         v = torch.maximum(torch.maximum(pw[:, 0:1], pw[:, 1:2]), pw[:, 2:3])
         g = 1.0 / (v + r * (1.0 - v))
         slope, kappa = r * g * g, (1.0 - r) * g * (1.0 / 219.0)

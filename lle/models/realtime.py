@@ -190,6 +190,19 @@ class RealtimeUNet(nn.Module):
         return self.predict(*self.analyse(x))
 
     @staticmethod
+    def decode(coeffs: torch.Tensor, size: tuple[int, ...] | torch.Size) -> tuple[torch.Tensor, torch.Tensor,
+                                                                             torch.Tensor]:
+        """Raw ``coeffs`` (N, 5, L, L) -> ``(k, r, w)``, the curve's parameters.
+
+        Detail gain ``k`` and inverse gain ``r = 1 / a`` are (N, 1, *size); the white balance ``w`` (N, 3, 1, 1, RGB
+        order) has its brightest channel at 1, so the curve keeps ``y <= 1``.
+        """
+        c = F.interpolate(coeffs[:, :2], size=size, mode="bilinear", align_corners=False)
+        r = torch.exp(-MAX_LOG_GAIN * torch.tanh(c[:, :1] / MAX_LOG_GAIN))
+        wl = coeffs[:, 2:5].mean(dim=(2, 3), keepdim=True)
+        return torch.sigmoid(c[:, 1:2]), r, torch.exp(wl - wl.amax(dim=1, keepdim=True))
+
+    @staticmethod
     def render_maps(
         x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor, base_scale: float = 1.0, bgr: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -199,11 +212,7 @@ class RealtimeUNet(nn.Module):
         ``base_k`` is in units of ``base_scale`` (255 for frames in 0..255) with ``w`` folded in, both at low
         resolution where it is cheap. ``bgr``: ``x`` and ``p`` are in BGR order (``w`` is flipped to match).
         """
-        c = F.interpolate(coeffs[:, :2], size=p.shape[-2:], mode="bilinear", align_corners=False)
-        g = MAX_LOG_GAIN * torch.tanh(c[:, :1] / MAX_LOG_GAIN)
-        k = torch.sigmoid(c[:, 1:2])
-        wl = coeffs[:, 2:5].mean(dim=(2, 3), keepdim=True)
-        w = torch.exp(wl - wl.amax(dim=1, keepdim=True))  # brightest channel gain 1: the curve keeps y <= 1
+        k, r, w = RealtimeUNet.decode(coeffs, p.shape[-2:])
         if bgr:
             w = w.flip(1)
         size = x.shape[-2:]
@@ -211,7 +220,7 @@ class RealtimeUNet(nn.Module):
         def up(t: torch.Tensor) -> torch.Tensor:  # one resize per map: no full-resolution slicing afterwards
             return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
-        return up(p * (base_scale * (1.0 - k)) * w), up(k), up(torch.exp(-g)), w
+        return up(p * (base_scale * (1.0 - k)) * w), up(k), up(r), w
 
     def render(self, x: torch.Tensor, p: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         """Apply raw ``coeffs`` (N, 5, L, L) to ``x`` (N, 3, H, W) with base ``p`` from :meth:`analyse`."""
