@@ -75,6 +75,11 @@ class TensorSpec:
         return self.layout == "I420"
 
     @property
+    def raw_frames(self) -> bool:
+        """True when the artifact takes decoded uint8 frames as they are (BGR or I420): no float pre/post-processing."""
+        return self.frames or self.i420
+
+    @property
     def hw_axes(self) -> tuple[int, int]:
         """Axes of H and W in the input (for I420, axis 1 holds H*3/2 rows)."""
         return (1, 2) if self.layout in ("NHWC", "I420") else (2, 3)

@@ -55,6 +55,7 @@ class RunPath:
         spec = backend.input_spec
         self.frames = spec.frames
         self.i420 = spec.i420
+        self.raw_frames = spec.raw_frames
         self.raw = backend.infer
         self.enhancer = Enhancer(backend.infer, spec.size_multiple)
         self._hw: tuple[int, int] | None = None
@@ -69,7 +70,7 @@ class RunPath:
         return to_blob(bgr[0]) if len(bgr) == 1 else np.concatenate([to_blob(f) for f in bgr])
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        return self.raw(x) if self.frames or self.i420 else self.enhancer(x)
+        return self.raw(x) if self.raw_frames else self.enhancer(x)
 
     def post(self, y: np.ndarray) -> list[np.ndarray]:
         if self.i420:
@@ -81,7 +82,7 @@ class RunPath:
         y = self.infer(self.pre([bgr]))
         if self.i420:
             y = self.post(y)[0][None]
-        if self.frames or self.i420:
+        if self.raw_frames:
             return np.ascontiguousarray(y[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
         return y
 

@@ -116,6 +116,7 @@ class StreamRunner:
         # I420 artifacts: the source decodes to I420 when it can (no BGR conversion); sinks that take I420 get the
         # output as it is, the others (and side-by-side output) get it converted to BGR.
         self.i420 = backend.input_spec.i420
+        self.raw = backend.input_spec.raw_frames
         if self.i420:
             source.want_i420()
         self.sink_i420 = not compare and all(s.takes_i420 for s in self.sinks)
@@ -149,15 +150,14 @@ class StreamRunner:
         img = item.frame.image
         if self.i420 and not is_i420(img):
             img, item.hw = bgr_to_i420(img)
-        item.blob = np.ascontiguousarray(img)[None] if self.frames or self.i420 else to_blob(img)
+        item.blob = np.ascontiguousarray(img)[None] if self.raw else to_blob(img)
         if self.smoother is not None:
             item.alpha = self.smoother.alpha_for(item.frame.image)
         return item
 
     def _infer(self, item: _Item) -> _Item:
         self._alpha = item.alpha
-        raw = self.frames or self.i420
-        item.out = self._infer_raw(item.blob) if raw else self.enhancer(item.blob)
+        item.out = self._infer_raw(item.blob) if self.raw else self.enhancer(item.blob)
         item.blob = None
         return item
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
+from lle.io.frames import i420_size, is_i420
+
 __all__ = ["TemporalSmoother", "flicker", "flicker_ratio", "thumbnail"]
 
 THUMB_SIZE = (32, 18)  # (width, height): cheap (~0.1 ms at 1080p with INTER_AREA), blind to sensor noise
@@ -20,8 +22,8 @@ THUMB_SIZE = (32, 18)  # (width, height): cheap (~0.1 ms at 1080p with INTER_ARE
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 (any channel order), or an (H*3/2, W) I420 frame (its Y plane) -> (18, 32) grey float32."""
-    if image.ndim == 2:
-        small = cv2.resize(image[: image.shape[0] * 2 // 3], THUMB_SIZE, interpolation=cv2.INTER_AREA)
+    if is_i420(image):
+        small = cv2.resize(image[: i420_size(image)[1]], THUMB_SIZE, interpolation=cv2.INTER_AREA)
         return small.astype(np.float32) / 255.0
     small = cv2.resize(image, THUMB_SIZE, interpolation=cv2.INTER_AREA)
     return small.mean(axis=2, dtype=np.float32) / 255.0
