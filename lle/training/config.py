@@ -71,6 +71,8 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 1000
     checkpoint_minutes: float = 5.0
+    keep_val_weights: bool = False
+    """Also keep each validation's EMA weights as ``val_<step>.safetensors`` (to pick or average steps afterwards)."""
     max_minutes: float = 0.0
     """Stop cleanly (with checkpoints) after this many minutes; 0 = no limit."""
     amp: str = "auto"

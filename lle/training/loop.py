@@ -319,6 +319,8 @@ def train(
             best = max(best, score)
             save_model(ema, best_path, _card(cfg, ema, step, val, minutes))
         save_model(ema, out / "last.safetensors", _card(cfg, ema, step, val, minutes))
+        if cfg.keep_val_weights:
+            save_model(ema, out / f"val_{step}.safetensors", _card(cfg, ema, step, val, minutes))
         say(
             f"step {step}: "
             + "  ".join(f"{k} {v['psnr']:.2f} dB / {v['ssim']:.3f}" for k, v in val.items())

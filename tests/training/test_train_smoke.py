@@ -42,6 +42,7 @@ def test_two_steps_then_resume(tiny_data, tmp_path, preset: str, arch: str) -> N
         "steps=2",
         "val_every=2",
         "threads=1",
+        "keep_val_weights=true",
         f"out_dir={out}",
         "optim.warmup_steps=1",
     ]
@@ -60,6 +61,9 @@ def test_two_steps_then_resume(tiny_data, tmp_path, preset: str, arch: str) -> N
     rows = list(csv.reader((out / "val.csv").open()))
     sets = sorted(card.metrics["validation"])
     assert sets and [(r[0], r[1]) for r in rows] == [(step, name) for step in ("2", "4") for name in sets]
+    # keep_val_weights: every validation's EMA weights stay beside best/last, each with its own step in the card
+    assert sorted(p.name for p in out.glob("val_*.safetensors")) == ["val_2.safetensors", "val_4.safetensors"]
+    assert load_card(out / "val_2.safetensors").training["steps"] == 2
 
 
 def _steps(path) -> list[int]:
