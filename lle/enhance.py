@@ -208,7 +208,8 @@ def make_enhancer(backend: Backend, tile: int = 0) -> Enhancer:
 
     ``tile`` is the tile size in px (0: tiles of :data:`AUTO_TILE` for larger images), rounded up to the backend's
     size multiple; tiles overlap by a quarter of their size, at most 64 px. The Enhancer's ``bytes_per_px`` is the
-    model's estimated memory per input pixel (from the weights' card), used by :func:`plan_memory`.
+    model's estimated memory per input pixel (from the weights' card), used by :func:`plan_memory`; a quality card's
+    ``exposure_cap`` makes tiles keep the whole image's exposure.
 
     Raises:
         InputError: ``tile`` between 1 and 31.
@@ -217,7 +218,8 @@ def make_enhancer(backend: Backend, tile: int = 0) -> Enhancer:
     if tile and tile < 32:
         raise InputError(f"--tile {tile} is too small", hint="use 0 (automatic) or at least 32")
     size = -(-(tile or AUTO_TILE) // mult) * mult
-    enhancer = Enhancer(backend.infer, mult, tile=size, overlap=min(64, size // 4))
+    enhancer = Enhancer(backend.infer, mult, tile=size, overlap=min(64, size // 4),
+                        exposure_cap=backend.input_spec.exposure_cap)
     card = getattr(backend, "card", None)
     width = int(getattr(card, "arch", {}).get("width", 32)) if card is not None else 32
     enhancer.bytes_per_px = MODEL_BYTES_PER_PX_PER_WIDTH * width

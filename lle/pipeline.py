@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["Enhancer", "pad_to_multiple", "tile_windows", "unpad"]
+__all__ = ["Enhancer", "exposure_limit", "pad_to_multiple", "tile_windows", "unpad"]
 
 Infer = Callable[[np.ndarray], np.ndarray]
 ReadWindow = Callable[[int, int, int, int], np.ndarray]
@@ -38,6 +38,24 @@ def unpad(y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return y[..., : hw[0], : hw[1]]
 
 
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def exposure_limit(m: np.ndarray | float, m0: float, cap: float) -> np.ndarray:
+    """NumPy twin of :func:`lle.models.unet.exposure_cap_at`.
+
+    The brightest mean output luma a quality model with ``exposure_cap = [m0, cap]`` lets through for an input of
+    mean luma ``m``.
+    """
+    m = np.asarray(m, np.float64)
+    return np.where(m < m0, cap + (1 - cap) * (m0 - m) / m0, cap + (1 - cap) * (m - m0) / (1 - m0))
+
+
+def _mean_luma(x: np.ndarray) -> np.ndarray:
+    """Per-image mean luma of (N, 3, H, W), shape (N,)."""
+    return np.einsum("nchw,c->n", x, _LUMA, dtype=np.float64) / (x.shape[2] * x.shape[3])
+
+
 def tile_windows(size: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     """Start/stop pairs covering [0, size) with windows of ``tile`` overlapping by at least ``overlap``."""
     if size <= tile:
@@ -64,11 +82,15 @@ class Enhancer:
     ``infer`` maps (N, 3, H, W) float32 in [0, 1] with H, W multiples of ``size_multiple`` to the same shape.
     """
 
-    def __init__(self, infer: Infer, size_multiple: int, *, tile: int | None = None, overlap: int = 32) -> None:
+    def __init__(self, infer: Infer, size_multiple: int, *, tile: int | None = None, overlap: int = 32,
+                 exposure_cap: tuple[float, float] | None = None) -> None:  # fmt: skip
         if tile is not None and (tile < 2 * overlap or tile % size_multiple):
             raise ValueError(f"tile={tile} must be a multiple of {size_multiple} and >= 2*overlap ({2 * overlap})")
         self.infer, self.size_multiple, self.tile, self.overlap = infer, size_multiple, tile, overlap
         self.bytes_per_px = 0  # the model's memory per input pixel, when known (sizes tiles to a memory budget)
+        self.exposure_cap = exposure_cap
+        """The model's scene-adaptive exposure (quality card ``arch.exposure_cap``). The model applies it to what
+        it sees, so tiles would each get their own exposure; with this set, tiling keeps the whole image's."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Enhance (N, 3, H, W) float32 in [0, 1] of any H, W >= 1. Returns the same shape, clipped to [0, 1]."""
@@ -90,6 +112,7 @@ class Enhancer:
         size = tile or self.tile or max(h, w)
         overlap = self.overlap if size == self.tile else min(self.overlap, size // 4)
         rows, cols = tile_windows(h, size, overlap), tile_windows(w, size, overlap)
+        scene = self._scene(read, h, w, size) if len(rows) * len(cols) > 1 else None
         wys = [_ramp(b - a, overlap, i == 0, i == len(rows) - 1) for i, (a, b) in enumerate(rows)]
         wxs = [_ramp(b - a, overlap, j == 0, j == len(cols) - 1) for j, (a, b) in enumerate(cols)]
         ny, nx = np.zeros(h, np.float32), np.zeros(w, np.float32)
@@ -108,7 +131,7 @@ class Enhancer:
                 band[:, :, : keep.shape[2]] = keep
             acc, acc_y0 = band, y0
             for (x0, x1), wx in zip(cols, wxs, strict=True):
-                out = self.run_window(read(y0, y1, x0, x1))
+                out = self._tile(read(y0, y1, x0, x1), scene, y0, x0, (h, w))
                 out *= wy[:, None] * wx[None, :]
                 acc[:, :, :, x0:x1] += out
         if acc is not None:
@@ -123,6 +146,60 @@ class Enhancer:
         """Pad (N, 3, H, W) float32 to the size multiple, infer and crop back; not clipped."""
         return self._run(x)
 
+    def _scene(self, read: ReadWindow, h: int, w: int, size: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The whole image's exposure, for tiles: input and output luma of a preview that fits one tile.
+
+        The preview is k x k block means, read band by band (one tile's rows of floats at a time), then resized to
+        the size multiple so the model sees exactly the preview, without padding. None without an exposure cap.
+        """
+        if self.exposure_cap is None:
+            return None
+        import cv2
+
+        k = -(-max(h, w) // size)
+        hs, ws = max(1, h // k), max(1, w // k)
+        step = k * max(1, size // k)
+        bands = []
+        for y0 in range(0, hs * k, step):
+            y1 = min(y0 + step, hs * k)
+            win = read(y0, y1, 0, ws * k)
+            bands.append(win.reshape(win.shape[0], 3, (y1 - y0) // k, k, ws, k).mean((3, 5), dtype=np.float32))
+        small = np.concatenate(bands, axis=2)
+        m = self.size_multiple
+        hp, wp = (max(m, n - n % m) for n in (hs, ws))
+        if (hp, wp) != (hs, ws):
+            small = np.stack([cv2.resize(np.ascontiguousarray(im.transpose(1, 2, 0)), (wp, hp),
+                                         interpolation=cv2.INTER_AREA).transpose(2, 0, 1) for im in small])
+        out = np.clip(self._run(small), 0.0, 1.0)
+        return np.einsum("nchw,c->nhw", small, _LUMA), np.einsum("nchw,c->nhw", out, _LUMA)
+
+    def _tile(self, x: np.ndarray, scene: tuple[np.ndarray, np.ndarray] | None, y0: int, x0: int,
+              hw: tuple[int, int]) -> np.ndarray:  # fmt: skip
+        """One tile's output (not clipped), with the whole image's exposure.
+
+        With an exposure cap, the tile's lift ``y - x`` is rescaled so that its mean equals the whole-image
+        preview's over the same area, whenever the cap held back the preview or the tile: the model capped each on
+        its own, and the scene's decision is the whole image's.
+        """
+        y = self._run(x)
+        if scene is None or self.exposure_cap is None:
+            return y
+        lx, ly = scene
+        (h, w), (th, tw), (hp, wp) = hw, x.shape[-2:], lx.shape[1:]
+        a, b = min(y0 * hp // h, hp - 1), min(x0 * wp // w, wp - 1)
+        c, d = max(a + 1, -(-(y0 + th) * hp // h)), max(b + 1, -(-(x0 + tw) * wp // w))
+        m0, cap = self.exposure_cap
+        tol = 2e-3
+        pm_in, pm_out = lx.mean((1, 2), dtype=np.float64), ly.mean((1, 2), dtype=np.float64)
+        tm_in, tm_out = _mean_luma(x), _mean_luma(np.clip(y, 0.0, 1.0))
+        held = (pm_out >= exposure_limit(pm_in, m0, cap) - tol) | (tm_out >= exposure_limit(tm_in, m0, cap) - tol)
+        want = ly[:, a:c, b:d].mean((1, 2), dtype=np.float64) - lx[:, a:c, b:d].mean((1, 2), dtype=np.float64)
+        got = tm_out - tm_in
+        s = np.where(held & (got > 1e-4), np.clip(want / np.maximum(got, 1e-4), 0.0, 4.0), 1.0).astype(np.float32)
+        if np.all(s == 1.0):
+            return y
+        return x + s[:, None, None, None] * (np.clip(y, 0.0, 1.0) - x)
+
     def _run(self, x: np.ndarray) -> np.ndarray:
         padded, hw = pad_to_multiple(np.ascontiguousarray(x, dtype=np.float32), self.size_multiple)
         return np.array(unpad(self.infer(padded), hw), dtype=np.float32, copy=True)
@@ -133,11 +210,12 @@ class Enhancer:
         out = np.zeros(x.shape, np.float32)
         norm = np.zeros((h, w), np.float32)
         rows, cols = tile_windows(h, self.tile, self.overlap), tile_windows(w, self.tile, self.overlap)
+        scene = self._scene(lambda a, b, c, d: x[..., a:b, c:d], h, w, self.tile) if len(rows) * len(cols) > 1 else None
         for i, (y0, y1) in enumerate(rows):
             wy = _ramp(y1 - y0, self.overlap, i == 0, i == len(rows) - 1)
             for j, (x0, x1) in enumerate(cols):
                 wx = _ramp(x1 - x0, self.overlap, j == 0, j == len(cols) - 1)
                 wgt = wy[:, None] * wx[None, :]
-                out[..., y0:y1, x0:x1] += self._run(x[..., y0:y1, x0:x1]) * wgt
+                out[..., y0:y1, x0:x1] += self._tile(x[..., y0:y1, x0:x1], scene, y0, x0, (h, w)) * wgt
                 norm[y0:y1, x0:x1] += wgt
         return out / norm

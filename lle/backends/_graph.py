@@ -70,7 +70,17 @@ def graph_spec(
         return TensorSpec.for_i420(state_shape=state)
     if frames:
         return TensorSpec.for_frames(size_multiple=mult, state_shape=state)
-    return TensorSpec(size_multiple=mult, state_shape=state)
+    cap = parse_exposure_cap(meta.get("lle.exposure_cap"))
+    return TensorSpec(size_multiple=mult, state_shape=state, exposure_cap=cap)
+
+
+def parse_exposure_cap(value: str | None) -> tuple[float, float] | None:
+    """``lle.exposure_cap`` metadata (``"m0,cap"``) -> (m0, cap); None when absent or unreadable."""
+    try:
+        m0, cap = (float(v) for v in (value or "").split(","))
+    except ValueError:
+        return None
+    return (m0, cap)
 
 
 def parse_size_multiple(backend: str, artifact: str, value: str | None) -> int:

@@ -97,7 +97,7 @@ class OpenVinoBackend(Backend):
         ins = {i.get_any_name(): _dims(i.get_partial_shape()) for i in model.inputs}
         outs = [o.get_any_name() for o in model.outputs]
         meta: dict[str, str | None] = {}
-        for name in ("lle.size_multiple", "lle.io"):
+        for name in ("lle.size_multiple", "lle.io", "lle.exposure_cap"):
             for key in (["framework", name], [name], name.split(".")):
                 if model.has_rt_info(key):
                     meta[name] = str(model.get_rt_info(key).astype(str))

@@ -92,7 +92,8 @@ class TorchBackend(Backend):
             return TensorSpec.for_i420(state_shape=self._state_shape)
         if self._frames:
             return TensorSpec.for_frames(state_shape=self._state_shape)
-        return TensorSpec(size_multiple=self._mult, state_shape=self._state_shape)
+        return TensorSpec(size_multiple=self._mult, state_shape=self._state_shape,
+                          exposure_cap=getattr(self._model, "exposure_cap", None))
 
     def _tensor(self, batch: np.ndarray) -> Any:
         import torch

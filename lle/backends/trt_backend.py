@@ -120,6 +120,7 @@ class TrtBackend(Backend):
         self._spec = TensorSpec(
             size_multiple=engine_size_multiple(manifest), state_shape=state,
             min_hw=(int(lo[2]), int(lo[3])), max_hw=(int(hi[2]), int(hi[3])),
+            exposure_cap=tuple(manifest["exposure_cap"]) if manifest.get("exposure_cap") else None,
         )  # fmt: skip
         self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
         self._engine, self._cuda, self._bufs = engine, cuda, DeviceBuffers(cuda)

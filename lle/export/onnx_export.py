@@ -143,6 +143,8 @@ def _finish_onnx(onnx: Any, tmp: Path, card: ModelCard | None, model: nn.Module,
     }
     if card is not None:
         meta["lle.model_card"] = card.to_json()
+        if card.arch.get("exposure_cap"):
+            meta["lle.exposure_cap"] = ",".join(str(float(v)) for v in card.arch["exposure_cap"])
     del m.metadata_props[:]
     for k, v in meta.items():
         m.metadata_props.add(key=k, value=v)
@@ -308,7 +310,8 @@ def to_onnx(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet |
     parity = compare(run_onnx(path, rand), ref["rand"], kind="atol", threshold=parity_atol(io, cfg.atol_fp32))
     write_manifest(path, format="onnx", precision="fp32", preset=card.preset, size_multiple=mult, graph_io=io,
                    io=onnx_io(path), parity=parity, parity_inputs=[list(x.shape) for x in rand],
-                   source={"weights": Path(src).name, "sha256": _sha(Path(src))})
+                   source={"weights": Path(src).name, "sha256": _sha(Path(src))},
+                   exposure_cap=card.arch.get("exposure_cap"))
     check_parity(parity, path)
     return path
 

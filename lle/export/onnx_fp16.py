@@ -99,6 +99,7 @@ def to_onnx_fp16(src: Path, out_dir: Path, cfg: ExportConfig, calib: Calibration
     src_m = read_manifest(src)
     write_manifest(path, format="onnx", precision="fp16", preset=src_m.get("preset"), io=onnx_io(path),
                    parity=parity, source={"onnx": src.name, "sha256": src_m.get("sha256", {}).get(src.name)},
+                   exposure_cap=src_m.get("exposure_cap"),
                    note="autocast FP16 compute, FP32 graph inputs/outputs; input of a strongly typed TensorRT build")
     check_parity(parity, path)
     return path

@@ -62,6 +62,7 @@ def _finish(path: Path, src: Path, cfg: ExportConfig, precision: str, xs: list[n
     write_manifest(path, format="openvino", precision=precision, preset=src_m.get("preset"), io=src_m.get("io"),
                    graph_io=src_m.get("graph_io", "float32"), size_multiple=src_m.get("size_multiple"),
                    parity=parity, device=cfg.openvino.device, inference_precision_hint="f32",
+                   exposure_cap=src_m.get("exposure_cap"),
                    source={"onnx": src.name, "sha256": src_m.get("sha256", {}).get(src.name)}, **extra)
     check_parity(parity, path)
     return path

@@ -56,7 +56,7 @@ def to_qdq(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet | 
     parity = compare(run_onnx(path, xs), ys, kind="psnr", threshold=cfg.min_psnr)
     src_m = read_manifest(src)
     write_manifest(path, format="onnx", precision="int8", preset=src_m.get("preset"), io=onnx_io(path),
-                   parity=parity, qdq=counts, mixed_precision=plan.summary(),
+                   parity=parity, qdq=counts, mixed_precision=plan.summary(), exposure_cap=src_m.get("exposure_cap"),
                    parity_on="held-out calibration images" if ref["hold_x"] else "random",
                    calibration={"n": len(calib), "hw": list(calib.hw), "method": cfg.calibration.method,
                                 "symmetric_activations": True, "per_channel_weights": True, "ops": list(QUANT_OPS)},

@@ -251,7 +251,7 @@ def to_engine(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet
         "atol", cfg.atol_fp16 if precision == "fp16" else cfg.atol_fp32)
     # The manifest comes first: the backend that runs the check reads the engine's size multiple from it.
     write_manifest(plan, format="tensorrt", precision=precision, preset=src_m.get("preset"), size_multiple=multiple,
-                   engine=spec.to_dict(), trtexec=cmd)
+                   engine=spec.to_dict(), trtexec=cmd, exposure_cap=src_m.get("exposure_cap"))
     outs = run_artifact("tensorrt", plan, in_profile, device="cuda", precision=precision)
     parity = compare(outs, ys, kind=kind, threshold=bound)
     update_manifest(plan, parity=parity, parity_on="held-out calibration images" if ref["hold_x"] else "random")

@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from lle.models.blocks import Decoder, Encoder
 from lle.models.registry import register_model
 
-__all__ = ["QualityUNet"]
+__all__ = ["QualityUNet", "cap_exposure", "exposure_cap_at"]
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _mean_luma(x: torch.Tensor) -> torch.Tensor:
+    """Per-image mean luma of (N, 3, H, W), shape (N, 1, 1, 1)."""
+    w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+
+
+def exposure_cap_at(m: torch.Tensor, m0: float, cap: float) -> torch.Tensor:
+    """Brightest mean output luma allowed for an input of mean luma ``m``.
+
+    ``cap`` at ``m0``, rising linearly to 1 (no cap) at black and at white.
+
+        >>> [round(float(exposure_cap_at(torch.tensor(m), 0.25, 0.4)), 2) for m in (0.0, 0.1, 0.25, 0.5, 1.0)]
+        [1.0, 0.76, 0.4, 0.6, 1.0]
+    """
+    below = cap + (1.0 - cap) * (m0 - m) / m0
+    above = cap + (1.0 - cap) * (m - m0) / (1.0 - m0)
+    return torch.where(m < m0, below, above)
+
+
+def cap_exposure(x: torch.Tensor, y: torch.Tensor, m0: float, cap: float) -> torch.Tensor:
+    """Scene-adaptive exposure: hold ``y`` to the mean luma :func:`exposure_cap_at` allows for input ``x``.
+
+    Where output ``y`` is brighter on average than that, it moves back towards ``x`` (``x + t (y - x)``, one ``t``
+    per image) until its mean luma is at the cap.
+
+    A dark scene is far below its cap and passes untouched; a moderately lit one (a lit night street at mean luma
+    0.25) is lifted only a little and keeps its contrast. ``t`` is one number per image, so the blend keeps every
+    per-pixel property ``y`` has against ``x`` (``y >= x`` stays true, the order of pixels is kept where both agree).
+    The blend uses ``y`` clipped to [0, 1], as it will be shown, so the capped mean is exact.
+    """
+    yc = y.clamp(0.0, 1.0)
+    mx, my = _mean_luma(x), _mean_luma(yc)
+    limit = exposure_cap_at(mx, m0, cap)
+    t = ((limit - mx) / (my - mx).clamp_min(1e-6)).clamp(0.0, 1.0)
+    return torch.where(my > limit, x + t * (yc - x), y)
 
 
 class QualityUNet(nn.Module):
@@ -16,12 +57,21 @@ class QualityUNet(nn.Module):
 
     The head outputs a per-pixel gain (as a log) and a residual: ``y = x * exp(g) + r``. Both start at zero, so an
     untrained model is the identity; the gain carries exposure, the residual carries denoising and colour.
+    ``exposure_cap = [m0, cap]`` adds :func:`cap_exposure`: an input of mean luma ``m0`` comes out at most ``cap``
+    bright on average (the cap relaxes linearly to none at black and at white). It has no weights.
     """
 
-    def __init__(self, width: int = 16, depth: int = 4) -> None:
+    def __init__(self, width: int = 16, depth: int = 4, exposure_cap: Sequence[float] | None = None) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"width and depth must be >= 1, got width={width} depth={depth}")
+        if exposure_cap is not None:
+            m0, cap = (float(v) for v in exposure_cap)
+            if not (0.0 < m0 < 1.0 and m0 <= cap <= 1.0):
+                raise ValueError(f"exposure_cap={list(exposure_cap)} must be [m0, cap] with 0 < m0 <= cap <= 1, m0 < 1")
+            self.exposure_cap: tuple[float, float] | None = (m0, cap)
+        else:
+            self.exposure_cap = None
         widths = [width * 2**i for i in range(depth + 1)]
         self.size_multiple = 2**depth
         self.encoder = Encoder(3, widths)
@@ -33,10 +83,13 @@ class QualityUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.decoder(self.encoder(x)))
         gain, res = out[:, :3], out[:, 3:]
-        return x * torch.exp(gain.clamp(max=4.0)) + res
+        y = x * torch.exp(gain.clamp(max=4.0)) + res
+        if self.exposure_cap is not None:
+            y = cap_exposure(x, y, *self.exposure_cap)
+        return y
 
 
 @register_model("quality")
-def quality(width: int = 16, depth: int = 4) -> QualityUNet:
+def quality(width: int = 16, depth: int = 4, exposure_cap: list[float] | None = None) -> QualityUNet:
     """Quality preset (about 1.9 M parameters at width 16, depth 4)."""
-    return QualityUNet(width=width, depth=depth)
+    return QualityUNet(width=width, depth=depth, exposure_cap=exposure_cap)

@@ -62,6 +62,12 @@ def test_qdq_int8_runs_and_reaches_min_psnr(exported, export_cfg, preset, tmp_pa
     print(f"\n{preset} ONNX Q/DQ INT8 vs FP32 torch on held-out images: {got:.2f} dB")
     assert got >= QDQ_FLOOR[preset]
     assert read_manifest(path)["parity"]["psnr_db"] == pytest.approx(min(got, 100.0), abs=1e-6)
+    if preset == "quality":  # the scene-adaptive exposure stays known to the Enhancer's tiling
+        from lle.backends.registry import load_backend
+
+        assert read_manifest(path)["exposure_cap"] == [0.25, 0.4]
+        with load_backend("ort", path) as b:
+            assert b.input_spec.exposure_cap == (0.25, 0.4)
 
 
 def test_qdq_structure_every_conv_quantized_zero_points_zero(exported, export_cfg, tmp_path) -> None:

@@ -70,6 +70,24 @@ def test_metadata_round_trip(exported, tiny_weights) -> None:
         assert meta["lle.size_multiple"] == str(card.size_multiple)
         assert "[0, 1]" in meta["lle.normalisation"]
         assert json.loads(meta["lle.model_card"])["arch"] == card.arch
+    assert read_onnx_metadata(exported["quality"][0])["lle.exposure_cap"] == "0.25,0.4"
+    assert "lle.exposure_cap" not in read_onnx_metadata(exported["realtime"][0])
+
+
+@pytest.mark.parametrize("backend", ["ort", "openvino", "torch"])
+def test_backends_report_the_exposure_cap_for_tiling(exported, tiny_weights, backend) -> None:
+    """Every local backend tells the Enhancer the quality card's exposure cap (so tiles keep the whole image's
+    exposure); make_enhancer passes it on."""
+    from lle.backends.registry import load_backend
+    from lle.enhance import make_enhancer
+
+    pytest.importorskip({"ort": "onnxruntime", "openvino": "openvino", "torch": "torch"}[backend])
+    path = tiny_weights["quality"] if backend == "torch" else exported["quality"][0]
+    with load_backend(backend, path) as b:
+        assert b.input_spec.exposure_cap == (0.25, 0.4)
+        assert make_enhancer(b).exposure_cap == (0.25, 0.4)
+    with load_backend(backend, tiny_weights["realtime"] if backend == "torch" else exported["realtime"][0]) as b:
+        assert b.input_spec.exposure_cap is None
 
 
 def test_reference_has_random_and_held_out_inputs(exported) -> None:

@@ -102,3 +102,73 @@ def test_realtime_lowres_must_fit_depth() -> None:
 
     with pytest.raises(ConfigError, match="lowres"):
         create_model("realtime", lowres=100, depth=3)
+
+
+def _luma_mean(x: torch.Tensor) -> torch.Tensor:
+    return (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1).mean((1, 2))
+
+
+def test_exposure_cap_keeps_dark_scenes_and_tempers_moderately_lit_ones() -> None:
+    """Quality's scene-adaptive exposure: a dark input's output passes untouched; an input at mean luma 0.25 whose
+    output would be 0.6 comes out at the cap (0.4), blended towards the input with one factor per image."""
+    from lle.models.unet import cap_exposure
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.rand(2, 3, 24, 32, generator=g)
+    x = torch.cat([base[:1] * 0.1 / float(_luma_mean(base[:1])), base[1:] * 0.25 / float(_luma_mean(base[1:]))])
+    y = (x * 2.4).clamp(0, 1)  # both lifted; the second to a mean near 0.6
+    out = cap_exposure(x, y, 0.25, 0.4)
+    assert torch.equal(out[0], y[0])  # dark: mean 0.24 is far below its cap (0.76)
+    assert float(_luma_mean(y[1:])) > 0.55
+    assert abs(float(_luma_mean(out[1:].clamp(0, 1))) - 0.4) < 1e-4
+    t = (out[1] - x[1]) / (y[1] - x[1]).clamp_min(1e-9)
+    moved = (y[1] - x[1]).abs() > 1e-3
+    assert float(t[moved].std()) < 1e-4  # one factor for the whole image
+    assert bool((out >= x - 1e-7).all())  # an output that was brighter than the input still is
+    # an input already brighter than the cap is not darkened (nor is one whose output is darker than it)
+    bright = torch.full((1, 3, 8, 8), 0.3)
+    assert torch.equal(cap_exposure(bright, bright * 0.9, 0.25, 0.4), bright * 0.9)
+
+
+def test_exposure_cap_is_continuous_above_the_input_and_validated() -> None:
+    from lle.models.unet import QualityUNet, exposure_cap_at
+
+    m = torch.linspace(0, 1, 1001)
+    cap = exposure_cap_at(m, 0.25, 0.4)
+    assert float(cap[0]) == pytest.approx(1.0) and float(cap[-1]) == pytest.approx(1.0)
+    assert float(cap.min()) == pytest.approx(0.4, abs=1e-3) and float(cap.diff().abs().max()) < 3e-3
+    assert bool((cap >= m - 1e-6).all())  # never asks an output to be darker than its input on average
+    for bad in ([0.5, 0.4], [0.0, 0.4], [0.25, 1.5]):
+        with pytest.raises(ValueError, match="exposure_cap"):
+            QualityUNet(width=4, exposure_cap=bad)
+
+
+def test_exposure_cap_in_the_model_and_in_onnx(tmp_path) -> None:
+    """The cap runs inside the model's forward (so in every exported graph) and onnxruntime matches torch on a
+    moderately lit input where it binds."""
+    ort = pytest.importorskip("onnxruntime")
+    from lle.export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    capped = create_model("quality", width=4, exposure_cap=[0.25, 0.4]).eval()
+    with torch.no_grad():
+        capped.head.bias.copy_(torch.tensor([0.8, 0.8, 0.8, 0.0, 0.0, 0.0]))  # gain e^0.8: over-lifts
+    free = create_model("quality", width=4).eval()
+    free.load_state_dict(capped.state_dict())
+    x = torch.full((1, 3, 32, 48), 0.25) + 0.05 * torch.rand(1, 3, 32, 48)
+    dark = x * 0.3
+    with torch.no_grad():
+        assert float(_luma_mean(free(x).clamp(0, 1))) > 0.5
+        assert abs(float(_luma_mean(capped(x).clamp(0, 1))) - float(exposure_cap_at_mean(x))) < 1e-4
+        assert torch.allclose(capped(dark), free(dark))
+    sess = ort.InferenceSession(str(export_onnx(capped, tmp_path / "q.onnx")), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        for inp in (x, dark):
+            got = sess.run(["output"], {"input": inp.numpy()})[0]
+            assert float(np.abs(got - capped(inp).numpy()).max()) < 1e-5
+
+
+def exposure_cap_at_mean(x: torch.Tensor) -> torch.Tensor:
+    from lle.models.unet import exposure_cap_at
+
+    return exposure_cap_at(_luma_mean(x), 0.25, 0.4)

@@ -40,3 +40,55 @@ def test_tiled_equals_untiled_for_pointwise_model() -> None:
 def test_bad_tile_is_rejected() -> None:
     with pytest.raises(ValueError, match="multiple of 16"):
         Enhancer(lambda b: b, 16, tile=100)
+
+
+def _capped_lift(b: np.ndarray) -> np.ndarray:
+    """A model with the quality preset's scene-adaptive exposure: lift x2.4, capped on what it sees (like the graph)."""
+    import torch
+
+    from lle.models.unet import cap_exposure
+
+    x = torch.from_numpy(b)
+    return cap_exposure(x, x * 2.4, 0.25, 0.4).numpy()
+
+
+def _luma(x: np.ndarray) -> np.ndarray:
+    return np.einsum("nchw,c->nhw", x, np.array([0.299, 0.587, 0.114], np.float32))
+
+
+def test_tiles_keep_the_whole_images_exposure() -> None:
+    """Tiles of a moderately lit image (dark left, bright right) each see another mean, so the model caps each tile
+    differently; with the card's exposure_cap the Enhancer keeps the whole image's exposure in every tile, in the
+    tiled call and in the band-by-band stream alike."""
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(0.05, 0.5, 128, dtype=np.float32)[None, None, None, :]
+    x = np.clip(ramp * (0.8 + 0.4 * rng.random((1, 3, 96, 128), dtype=np.float32)), 0, 1)
+    whole = Enhancer(_capped_lift, 16)(x)
+    from lle.pipeline import exposure_limit
+
+    limit = float(exposure_limit(float(_luma(x).mean()), 0.25, 0.4))
+    assert 0.2 < float(_luma(x).mean()) < 0.35 and abs(float(_luma(whole).mean()) - limit) < 0.005  # held at the cap
+    naive = Enhancer(_capped_lift, 16, tile=48, overlap=12)(x)
+    fixed_enh = Enhancer(_capped_lift, 16, tile=48, overlap=12, exposure_cap=(0.25, 0.4))
+    fixed = fixed_enh(x)
+
+    def worst_column_gap(y: np.ndarray) -> float:
+        return float(np.abs(_luma(y).mean(1) - _luma(whole).mean(1)).max())
+
+    assert worst_column_gap(naive) > 0.1  # the dark tiles escape the cap: a bright band on the left
+    assert worst_column_gap(fixed) < 0.02
+    got = np.zeros_like(x)
+
+    def emit(y0: int, y1: int, rows: np.ndarray) -> None:
+        got[..., y0:y1, :] = rows
+
+    fixed_enh.stream(96, 128, lambda a, b, c, d: x[..., a:b, c:d], emit)
+    np.testing.assert_allclose(got, fixed, atol=1e-5)
+
+
+def test_exposure_cap_leaves_tiles_of_a_dark_image_exact() -> None:
+    """A dark image never reaches the cap: tiled with exposure_cap equals tiled without (bit for bit)."""
+    x = np.random.default_rng(4).random((1, 3, 80, 100), dtype=np.float32) * 0.1
+    a = Enhancer(_capped_lift, 16, tile=48, overlap=12)(x)
+    b = Enhancer(_capped_lift, 16, tile=48, overlap=12, exposure_cap=(0.25, 0.4))(x)
+    np.testing.assert_array_equal(a, b)
