@@ -39,6 +39,8 @@ def unpad(y: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_HELD_TOL = 2e-3  # a mean output luma this close to its exposure limit counts as held back by the cap
+_Scene = tuple[np.ndarray, np.ndarray, np.ndarray]  # preview input luma, output luma, held back (per image)
 
 
 def exposure_limit(m: np.ndarray | float, m0: float, cap: float) -> np.ndarray:
@@ -146,11 +148,12 @@ class Enhancer:
         """Pad (N, 3, H, W) float32 to the size multiple, infer and crop back; not clipped."""
         return self._run(x)
 
-    def _scene(self, read: ReadWindow, h: int, w: int, size: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The whole image's exposure, for tiles: input and output luma of a preview that fits one tile.
+    def _scene(self, read: ReadWindow, h: int, w: int, size: int) -> _Scene | None:
+        """The whole image's exposure, for tiles: a preview's input and output luma, and whether the cap held it.
 
-        The preview is k x k block means, read band by band (one tile's rows of floats at a time), then resized to
-        the size multiple so the model sees exactly the preview, without padding. None without an exposure cap.
+        The preview (one per image of the batch) fits one tile: k x k block means, read band by band (one tile's
+        rows of floats at a time), then resized to the size multiple so the model sees exactly the preview, without
+        padding. None without an exposure cap.
         """
         if self.exposure_cap is None:
             return None
@@ -171,10 +174,11 @@ class Enhancer:
             small = np.stack([cv2.resize(np.ascontiguousarray(im.transpose(1, 2, 0)), (wp, hp),
                                          interpolation=cv2.INTER_AREA).transpose(2, 0, 1) for im in small])
         out = np.clip(self._run(small), 0.0, 1.0)
-        return np.einsum("nchw,c->nhw", small, _LUMA), np.einsum("nchw,c->nhw", out, _LUMA)
+        lx, ly = np.einsum("nchw,c->nhw", small, _LUMA), np.einsum("nchw,c->nhw", out, _LUMA)
+        m_in, m_out = lx.mean((1, 2), dtype=np.float64), ly.mean((1, 2), dtype=np.float64)
+        return lx, ly, m_out >= exposure_limit(m_in, *self.exposure_cap) - _HELD_TOL
 
-    def _tile(self, x: np.ndarray, scene: tuple[np.ndarray, np.ndarray] | None, y0: int, x0: int,
-              hw: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    def _tile(self, x: np.ndarray, scene: _Scene | None, y0: int, x0: int, hw: tuple[int, int]) -> np.ndarray:
         """One tile's output (not clipped), with the whole image's exposure.
 
         With an exposure cap, the tile's lift ``y - x`` is rescaled so that its mean equals the whole-image
@@ -184,15 +188,12 @@ class Enhancer:
         y = self._run(x)
         if scene is None or self.exposure_cap is None:
             return y
-        lx, ly = scene
+        lx, ly, preview_held = scene
         (h, w), (th, tw), (hp, wp) = hw, x.shape[-2:], lx.shape[1:]
         a, b = min(y0 * hp // h, hp - 1), min(x0 * wp // w, wp - 1)
         c, d = max(a + 1, -(-(y0 + th) * hp // h)), max(b + 1, -(-(x0 + tw) * wp // w))
-        m0, cap = self.exposure_cap
-        tol = 2e-3
-        pm_in, pm_out = lx.mean((1, 2), dtype=np.float64), ly.mean((1, 2), dtype=np.float64)
         tm_in, tm_out = _mean_luma(x), _mean_luma(np.clip(y, 0.0, 1.0))
-        held = (pm_out >= exposure_limit(pm_in, m0, cap) - tol) | (tm_out >= exposure_limit(tm_in, m0, cap) - tol)
+        held = preview_held | (tm_out >= exposure_limit(tm_in, *self.exposure_cap) - _HELD_TOL)
         want = ly[:, a:c, b:d].mean((1, 2), dtype=np.float64) - lx[:, a:c, b:d].mean((1, 2), dtype=np.float64)
         got = tm_out - tm_in
         s = np.where(held & (got > 1e-4), np.clip(want / np.maximum(got, 1e-4), 0.0, 4.0), 1.0).astype(np.float32)
