@@ -43,14 +43,15 @@ _HELD_TOL = 2e-3  # a mean output luma this close to its exposure limit counts a
 _Scene = tuple[np.ndarray, np.ndarray, np.ndarray]  # preview input luma, output luma, held back (per image)
 
 
-def exposure_limit(m: np.ndarray | float, m0: float, cap: float) -> np.ndarray:
+def exposure_limit(m: np.ndarray | float, m0: float, cap: float, m1: float | None = None) -> np.ndarray:
     """NumPy twin of :func:`lle.models.unet.exposure_cap_at`.
 
-    The brightest mean output luma a quality model with ``exposure_cap = [m0, cap]`` lets through for an input of
-    mean luma ``m``.
+    The brightest mean output luma a quality model with ``exposure_cap = [m0, cap]`` (or ``[m0, cap, m1]``) lets
+    through for an input of mean luma ``m``.
     """
     m = np.asarray(m, np.float64)
-    return np.where(m < m0, cap + (1 - cap) * (m0 - m) / m0, cap + (1 - cap) * (m - m0) / (1 - m0))
+    m1 = m0 if m1 is None else m1
+    return np.where(m < m0, cap + (1 - cap) * np.maximum(m1 - m, 0.0) / m1, cap + (1 - cap) * (m - m0) / (1 - m0))
 
 
 def _mean_luma(x: np.ndarray) -> np.ndarray:
@@ -85,7 +86,7 @@ class Enhancer:
     """
 
     def __init__(self, infer: Infer, size_multiple: int, *, tile: int | None = None, overlap: int = 32,
-                 exposure_cap: tuple[float, float] | None = None) -> None:  # fmt: skip
+                 exposure_cap: tuple[float, ...] | None = None) -> None:  # fmt: skip
         if tile is not None and (tile < 2 * overlap or tile % size_multiple):
             raise ValueError(f"tile={tile} must be a multiple of {size_multiple} and >= 2*overlap ({2 * overlap})")
         self.infer, self.size_multiple, self.tile, self.overlap = infer, size_multiple, tile, overlap

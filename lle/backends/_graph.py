@@ -74,13 +74,13 @@ def graph_spec(
     return TensorSpec(size_multiple=mult, state_shape=state, exposure_cap=cap)
 
 
-def parse_exposure_cap(value: str | None) -> tuple[float, float] | None:
-    """``lle.exposure_cap`` metadata (``"m0,cap"``) -> (m0, cap); None when absent or unreadable."""
+def parse_exposure_cap(value: str | None) -> tuple[float, ...] | None:
+    """``lle.exposure_cap`` metadata (``"m0,cap"`` or ``"m0,cap,m1"``) -> floats; None when absent or unreadable."""
     try:
-        m0, cap = (float(v) for v in (value or "").split(","))
+        v = tuple(float(t) for t in (value or "").split(","))
     except ValueError:
         return None
-    return (m0, cap)
+    return v if len(v) in (2, 3) else None
 
 
 def parse_size_multiple(backend: str, artifact: str, value: str | None) -> int:

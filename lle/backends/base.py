@@ -51,7 +51,7 @@ class TensorSpec:
     max_hw: tuple[int, int] | None = None
     state_shape: tuple[int, ...] | None = None
     """(C, L, L) for video graphs of the realtime preset (extra input ``state`` and ``alpha``), else ``None``."""
-    exposure_cap: tuple[float, float] | None = None
+    exposure_cap: tuple[float, ...] | None = None
     """The quality model's scene-adaptive exposure ``[m0, cap]`` (inside the graph); the Enhancer needs it to keep
     the whole image's exposure when it tiles. ``None``: none, or not recorded in the artifact."""
 

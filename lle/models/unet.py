@@ -10,7 +10,7 @@ from torch import nn
 from lle.models.blocks import Decoder, Encoder
 from lle.models.registry import register_model
 
-__all__ = ["QualityUNet", "cap_exposure", "exposure_cap_at"]
+__all__ = ["QualityUNet", "cap_exposure", "check_exposure_cap", "exposure_cap_at"]
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -21,20 +21,38 @@ def _mean_luma(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
 
 
-def exposure_cap_at(m: torch.Tensor, m0: float, cap: float) -> torch.Tensor:
+def exposure_cap_at(m: torch.Tensor, m0: float, cap: float, m1: float | None = None) -> torch.Tensor:
     """Brightest mean output luma allowed for an input of mean luma ``m``.
 
-    ``cap`` at ``m0``, rising linearly to 1 (no cap) at black and at white.
+    ``cap`` from ``m1`` (default ``m0``) to ``m0``, rising linearly to 1 (no cap) at black below ``m1`` and at
+    white above ``m0``.
 
         >>> [round(float(exposure_cap_at(torch.tensor(m), 0.25, 0.4)), 2) for m in (0.0, 0.1, 0.25, 0.5, 1.0)]
         [1.0, 0.76, 0.4, 0.6, 1.0]
+        >>> [round(float(exposure_cap_at(torch.tensor(m), 0.25, 0.4, 0.2)), 2) for m in (0.0, 0.1, 0.2, 0.23, 0.25)]
+        [1.0, 0.7, 0.4, 0.4, 0.4]
     """
-    below = cap + (1.0 - cap) * (m0 - m) / m0
+    m1 = m0 if m1 is None else m1
+    below = cap + (1.0 - cap) * (m1 - m).clamp_min(0.0) / m1
     above = cap + (1.0 - cap) * (m - m0) / (1.0 - m0)
     return torch.where(m < m0, below, above)
 
 
-def cap_exposure(x: torch.Tensor, y: torch.Tensor, m0: float, cap: float) -> torch.Tensor:
+def check_exposure_cap(value: Sequence[float]) -> tuple[float, ...]:
+    """``[m0, cap]`` or ``[m0, cap, m1]`` as floats, checked: 0 < m1 <= m0 < 1 and m0 <= cap <= 1.
+
+    Raises:
+        ValueError: anything else, naming the value.
+    """
+    v = tuple(float(t) for t in value)
+    ok = len(v) in (2, 3) and 0.0 < v[0] < 1.0 and v[0] <= v[1] <= 1.0 and (len(v) == 2 or 0.0 < v[2] <= v[0])
+    if not ok:
+        raise ValueError(f"exposure_cap={list(value)} must be [m0, cap] or [m0, cap, m1] with "
+                         "0 < m1 <= m0 < 1 and m0 <= cap <= 1")  # fmt: skip
+    return v
+
+
+def cap_exposure(x: torch.Tensor, y: torch.Tensor, m0: float, cap: float, m1: float | None = None) -> torch.Tensor:
     """Scene-adaptive exposure: hold ``y`` to the mean luma :func:`exposure_cap_at` allows for input ``x``.
 
     Where output ``y`` is brighter on average than that, it moves back towards ``x`` (``x + t (y - x)``, one ``t``
@@ -47,7 +65,7 @@ def cap_exposure(x: torch.Tensor, y: torch.Tensor, m0: float, cap: float) -> tor
     """
     yc = y.clamp(0.0, 1.0)
     mx, my = _mean_luma(x), _mean_luma(yc)
-    limit = exposure_cap_at(mx, m0, cap)
+    limit = exposure_cap_at(mx, m0, cap, m1)
     t = ((limit - mx) / (my - mx).clamp_min(1e-6)).clamp(0.0, 1.0)
     return torch.where(my > limit, x + t * (yc - x), y)
 
@@ -58,20 +76,17 @@ class QualityUNet(nn.Module):
     The head outputs a per-pixel gain (as a log) and a residual: ``y = x * exp(g) + r``. Both start at zero, so an
     untrained model is the identity; the gain carries exposure, the residual carries denoising and colour.
     ``exposure_cap = [m0, cap]`` adds :func:`cap_exposure`: an input of mean luma ``m0`` comes out at most ``cap``
-    bright on average (the cap relaxes linearly to none at black and at white). It has no weights.
+    bright on average (the cap relaxes linearly to none at black and at white). ``[m0, cap, m1]`` holds ``cap``
+    from ``m1`` up to ``m0`` before it relaxes towards black. It has no weights.
     """
 
     def __init__(self, width: int = 16, depth: int = 4, exposure_cap: Sequence[float] | None = None) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"width and depth must be >= 1, got width={width} depth={depth}")
+        self.exposure_cap: tuple[float, ...] | None = None
         if exposure_cap is not None:
-            m0, cap = (float(v) for v in exposure_cap)
-            if not (0.0 < m0 < 1.0 and m0 <= cap <= 1.0):
-                raise ValueError(f"exposure_cap={list(exposure_cap)} must be [m0, cap] with 0 < m0 <= cap <= 1, m0 < 1")
-            self.exposure_cap: tuple[float, float] | None = (m0, cap)
-        else:
-            self.exposure_cap = None
+            self.exposure_cap = check_exposure_cap(exposure_cap)
         widths = [width * 2**i for i in range(depth + 1)]
         self.size_multiple = 2**depth
         self.encoder = Encoder(3, widths)

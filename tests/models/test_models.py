@@ -143,23 +143,25 @@ def test_exposure_cap_is_continuous_above_the_input_and_validated() -> None:
             QualityUNet(width=4, exposure_cap=bad)
 
 
-def test_exposure_cap_in_the_model_and_in_onnx(tmp_path) -> None:
+@pytest.mark.parametrize(("cap", "level"), [([0.25, 0.4], 0.25), ([0.25, 0.4, 0.2], 0.2)])
+def test_exposure_cap_in_the_model_and_in_onnx(tmp_path, cap, level) -> None:
     """The cap runs inside the model's forward (so in every exported graph) and onnxruntime matches torch on a
-    moderately lit input where it binds."""
+    moderately lit input where it binds (for the plateau form, an input inside the plateau)."""
     ort = pytest.importorskip("onnxruntime")
     from lle.export.onnx_export import export_onnx
 
     torch.manual_seed(0)
-    capped = create_model("quality", width=4, exposure_cap=[0.25, 0.4]).eval()
+    capped = create_model("quality", width=4, exposure_cap=cap).eval()
     with torch.no_grad():
         capped.head.bias.copy_(torch.tensor([0.8, 0.8, 0.8, 0.0, 0.0, 0.0]))  # gain e^0.8: over-lifts
     free = create_model("quality", width=4).eval()
     free.load_state_dict(capped.state_dict())
-    x = torch.full((1, 3, 32, 48), 0.25) + 0.05 * torch.rand(1, 3, 32, 48)
+    x = torch.full((1, 3, 32, 48), level) + 0.05 * torch.rand(1, 3, 32, 48)
     dark = x * 0.3
     with torch.no_grad():
-        assert float(_luma_mean(free(x).clamp(0, 1))) > 0.5
-        assert abs(float(_luma_mean(capped(x).clamp(0, 1))) - float(exposure_cap_at_mean(x))) < 1e-4
+        limit = float(exposure_cap_at_mean(x, cap))
+        assert float(_luma_mean(free(x).clamp(0, 1))) > limit + 0.05
+        assert abs(float(_luma_mean(capped(x).clamp(0, 1))) - limit) < 1e-4
         assert torch.allclose(capped(dark), free(dark))
     sess = ort.InferenceSession(str(export_onnx(capped, tmp_path / "q.onnx")), providers=["CPUExecutionProvider"])
     with torch.no_grad():
@@ -168,7 +170,28 @@ def test_exposure_cap_in_the_model_and_in_onnx(tmp_path) -> None:
             assert float(np.abs(got - capped(inp).numpy()).max()) < 1e-5
 
 
-def exposure_cap_at_mean(x: torch.Tensor) -> torch.Tensor:
+def test_exposure_cap_plateau_holds_the_cap_from_m1_to_m0() -> None:
+    """``[m0, cap, m1]``: the cap holds over [m1, m0] (a scene a little darker than m0 gets no more lift), matches
+    the two-value form above m0 and below nothing but the slope changes; the NumPy twin agrees; bad forms fail."""
+    from lle.models.unet import QualityUNet, exposure_cap_at
+    from lle.pipeline import exposure_limit
+
+    m = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    plateau, v = exposure_cap_at(m, 0.25, 0.4, 0.2), exposure_cap_at(m, 0.25, 0.4)
+    inside = (m >= 0.2) & (m <= 0.25)
+    assert torch.allclose(plateau[inside], torch.full_like(plateau[inside], 0.4))
+    assert torch.equal(plateau[m >= 0.25], v[m >= 0.25])
+    assert bool((plateau <= v + 1e-12).all()) and float(plateau[0]) == pytest.approx(1.0)
+    assert float(plateau.diff().abs().max()) < 3.1e-3  # continuous (slope 3 below m1)
+    assert bool((plateau >= m - 1e-9).all())
+    for args in ((0.25, 0.4), (0.25, 0.4, 0.2), (0.3, 0.45, 0.1)):
+        assert np.allclose(exposure_limit(m.numpy(), *args), exposure_cap_at(m, *args).numpy(), atol=1e-12)
+    for bad in ([0.25, 0.4, 0.3], [0.25, 0.4, 0.0], [0.25, 0.4, 0.2, 0.1], [0.25]):
+        with pytest.raises(ValueError, match="exposure_cap"):
+            QualityUNet(width=4, exposure_cap=bad)
+
+
+def exposure_cap_at_mean(x: torch.Tensor, cap: list[float] | None = None) -> torch.Tensor:
     from lle.models.unet import exposure_cap_at
 
-    return exposure_cap_at(_luma_mean(x), 0.25, 0.4)
+    return exposure_cap_at(_luma_mean(x), *(cap or [0.25, 0.4]))

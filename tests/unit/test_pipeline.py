@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -42,34 +44,36 @@ def test_bad_tile_is_rejected() -> None:
         Enhancer(lambda b: b, 16, tile=100)
 
 
-def _capped_lift(b: np.ndarray) -> np.ndarray:
+def _capped_lift(b: np.ndarray, cap: tuple[float, ...] = (0.25, 0.4)) -> np.ndarray:
     """A model with the quality preset's scene-adaptive exposure: lift x2.4, capped on what it sees (like the graph)."""
     import torch
 
     from lle.models.unet import cap_exposure
 
     x = torch.from_numpy(b)
-    return cap_exposure(x, x * 2.4, 0.25, 0.4).numpy()
+    return cap_exposure(x, x * 2.4, *cap).numpy()
 
 
 def _luma(x: np.ndarray) -> np.ndarray:
     return np.einsum("nchw,c->nhw", x, np.array([0.299, 0.587, 0.114], np.float32))
 
 
-def test_tiles_keep_the_whole_images_exposure() -> None:
+@pytest.mark.parametrize("cap", [(0.25, 0.4), (0.25, 0.4, 0.2)])
+def test_tiles_keep_the_whole_images_exposure(cap) -> None:
     """Tiles of a moderately lit image (dark left, bright right) each see another mean, so the model caps each tile
     differently; with the card's exposure_cap the Enhancer keeps the whole image's exposure in every tile, in the
     tiled call and in the band-by-band stream alike."""
     rng = np.random.default_rng(3)
     ramp = np.linspace(0.05, 0.5, 128, dtype=np.float32)[None, None, None, :]
     x = np.clip(ramp * (0.8 + 0.4 * rng.random((1, 3, 96, 128), dtype=np.float32)), 0, 1)
-    whole = Enhancer(_capped_lift, 16)(x)
+    model = functools.partial(_capped_lift, cap=cap)
+    whole = Enhancer(model, 16)(x)
     from lle.pipeline import exposure_limit
 
-    limit = float(exposure_limit(float(_luma(x).mean()), 0.25, 0.4))
+    limit = float(exposure_limit(float(_luma(x).mean()), *cap))
     assert 0.2 < float(_luma(x).mean()) < 0.35 and abs(float(_luma(whole).mean()) - limit) < 0.005  # held at the cap
-    naive = Enhancer(_capped_lift, 16, tile=48, overlap=12)(x)
-    fixed_enh = Enhancer(_capped_lift, 16, tile=48, overlap=12, exposure_cap=(0.25, 0.4))
+    naive = Enhancer(model, 16, tile=48, overlap=12)(x)
+    fixed_enh = Enhancer(model, 16, tile=48, overlap=12, exposure_cap=cap)
     fixed = fixed_enh(x)
 
     def worst_column_gap(y: np.ndarray) -> float:
