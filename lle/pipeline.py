@@ -43,15 +43,15 @@ _HELD_TOL = 2e-3  # a mean output luma this close to its exposure limit counts a
 _Scene = tuple[np.ndarray, np.ndarray, np.ndarray]  # preview input luma, output luma, held back (per image)
 
 
-def exposure_limit(m: np.ndarray | float, m0: float, cap: float, m1: float | None = None) -> np.ndarray:
+def exposure_limit(m: np.ndarray | float, *cap: float) -> np.ndarray:
     """NumPy twin of :func:`lle.models.unet.exposure_cap_at`.
 
-    The brightest mean output luma a quality model with ``exposure_cap = [m0, cap]`` (or ``[m0, cap, m1]``) lets
-    through for an input of mean luma ``m``.
+    The brightest mean output luma a quality model with ``exposure_cap = [m_a, cap_a, ...]`` lets through for an
+    input of mean luma ``m``: straight lines through the knots, from 1 at black to 1 at white.
     """
     m = np.asarray(m, np.float64)
-    m1 = m0 if m1 is None else m1
-    return np.where(m < m0, cap + (1 - cap) * np.maximum(m1 - m, 0.0) / m1, cap + (1 - cap) * (m - m0) / (1 - m0))
+    knots = [(0.0, 1.0), *zip(cap[0::2], cap[1::2], strict=True), (1.0, 1.0)]
+    return np.interp(m, [k[0] for k in knots], [k[1] for k in knots])
 
 
 def _mean_luma(x: np.ndarray) -> np.ndarray:

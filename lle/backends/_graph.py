@@ -75,12 +75,12 @@ def graph_spec(
 
 
 def parse_exposure_cap(value: str | None) -> tuple[float, ...] | None:
-    """``lle.exposure_cap`` metadata (``"m0,cap"`` or ``"m0,cap,m1"``) -> floats; None when absent or unreadable."""
+    """``lle.exposure_cap`` metadata (the cap curve's knots, ``"m_a,cap_a,m_b,cap_b,..."``) -> floats or None."""
     try:
         v = tuple(float(t) for t in (value or "").split(","))
     except ValueError:
         return None
-    return v if len(v) in (2, 3) else None
+    return v if len(v) % 2 == 0 else None
 
 
 def parse_size_multiple(backend: str, artifact: str, value: str | None) -> int:

@@ -10,7 +10,7 @@ from torch import nn
 from lle.models.blocks import Decoder, Encoder
 from lle.models.registry import register_model
 
-__all__ = ["QualityUNet", "cap_exposure", "check_exposure_cap", "exposure_cap_at"]
+__all__ = ["QualityUNet", "cap_exposure", "cap_knots", "check_exposure_cap", "exposure_cap_at"]
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -21,38 +21,49 @@ def _mean_luma(x: torch.Tensor) -> torch.Tensor:
     return (x * w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
 
 
-def exposure_cap_at(m: torch.Tensor, m0: float, cap: float, m1: float | None = None) -> torch.Tensor:
+def cap_knots(cap: Sequence[float]) -> list[tuple[float, float]]:
+    """``[m_a, cap_a, m_b, cap_b, ...]`` -> the cap curve's knots, with (0, 1) and (1, 1) added at the ends."""
+    return [(0.0, 1.0), *zip(cap[0::2], cap[1::2], strict=True), (1.0, 1.0)]
+
+
+def exposure_cap_at(m: torch.Tensor, *cap: float) -> torch.Tensor:
     """Brightest mean output luma allowed for an input of mean luma ``m``.
 
-    ``cap`` from ``m1`` (default ``m0``) to ``m0``, rising linearly to 1 (no cap) at black below ``m1`` and at
-    white above ``m0``.
+    ``cap`` is ``[m_a, cap_a, m_b, cap_b, ...]``: the curve runs straight through the knots (m_a, cap_a), ...,
+    from 1 (no cap) at black to 1 at white. ``[0.25, 0.4]`` is a V with its tip at 0.4 for an input of 0.25;
+    ``[0.2, 0.4, 0.25, 0.4, 0.6, 0.6]`` holds 0.4 from 0.2 to 0.25 and allows no lift at all from 0.6 up.
 
         >>> [round(float(exposure_cap_at(torch.tensor(m), 0.25, 0.4)), 2) for m in (0.0, 0.1, 0.25, 0.5, 1.0)]
         [1.0, 0.76, 0.4, 0.6, 1.0]
-        >>> [round(float(exposure_cap_at(torch.tensor(m), 0.25, 0.4, 0.2)), 2) for m in (0.0, 0.1, 0.2, 0.23, 0.25)]
-        [1.0, 0.7, 0.4, 0.4, 0.4]
+        >>> [round(float(exposure_cap_at(torch.tensor(m), 0.2, 0.4, 0.25, 0.4, 0.6, 0.6)), 2)
+        ...  for m in (0.1, 0.2, 0.23, 0.25, 0.4, 0.8)]
+        [0.7, 0.4, 0.4, 0.4, 0.49, 0.8]
     """
-    m1 = m0 if m1 is None else m1
-    below = cap + (1.0 - cap) * (m1 - m).clamp_min(0.0) / m1
-    above = cap + (1.0 - cap) * (m - m0) / (1.0 - m0)
-    return torch.where(m < m0, below, above)
+    knots = cap_knots(cap)
+    out = torch.ones_like(m)
+    for (m_a, c_a), (m_b, c_b) in zip(knots, knots[1:], strict=False):
+        out = torch.where(m >= m_a, c_a + (c_b - c_a) * (m - m_a) / (m_b - m_a), out)
+    return out
 
 
 def check_exposure_cap(value: Sequence[float]) -> tuple[float, ...]:
-    """``[m0, cap]`` or ``[m0, cap, m1]`` as floats, checked: 0 < m1 <= m0 < 1 and m0 <= cap <= 1.
+    """``[m_a, cap_a, m_b, cap_b, ...]`` as floats, checked: 0 < m_a < m_b < ... < 1 and m <= cap <= 1 at each knot.
 
     Raises:
         ValueError: anything else, naming the value.
     """
     v = tuple(float(t) for t in value)
-    ok = len(v) in (2, 3) and 0.0 < v[0] < 1.0 and v[0] <= v[1] <= 1.0 and (len(v) == 2 or 0.0 < v[2] <= v[0])
+    ms, caps = v[0::2], v[1::2]
+    ok = (len(v) >= 2 and len(v) % 2 == 0 and 0.0 < ms[0] and ms[-1] < 1.0
+          and all(a < b for a, b in zip(ms, ms[1:], strict=False))
+          and all(m <= c <= 1.0 for m, c in zip(ms, caps, strict=True)))  # fmt: skip
     if not ok:
-        raise ValueError(f"exposure_cap={list(value)} must be [m0, cap] or [m0, cap, m1] with "
-                         "0 < m1 <= m0 < 1 and m0 <= cap <= 1")  # fmt: skip
+        raise ValueError(f"exposure_cap={list(value)} must be knots [m_a, cap_a, m_b, cap_b, ...] with "
+                         "0 < m_a < m_b < ... < 1 and m <= cap <= 1 at each knot")  # fmt: skip
     return v
 
 
-def cap_exposure(x: torch.Tensor, y: torch.Tensor, m0: float, cap: float, m1: float | None = None) -> torch.Tensor:
+def cap_exposure(x: torch.Tensor, y: torch.Tensor, *cap: float) -> torch.Tensor:
     """Scene-adaptive exposure: hold ``y`` to the mean luma :func:`exposure_cap_at` allows for input ``x``.
 
     Where output ``y`` is brighter on average than that, it moves back towards ``x`` (``x + t (y - x)``, one ``t``
@@ -65,7 +76,7 @@ def cap_exposure(x: torch.Tensor, y: torch.Tensor, m0: float, cap: float, m1: fl
     """
     yc = y.clamp(0.0, 1.0)
     mx, my = _mean_luma(x), _mean_luma(yc)
-    limit = exposure_cap_at(mx, m0, cap, m1)
+    limit = exposure_cap_at(mx, *cap)
     t = ((limit - mx) / (my - mx).clamp_min(1e-6)).clamp(0.0, 1.0)
     return torch.where(my > limit, x + t * (yc - x), y)
 
@@ -76,8 +87,8 @@ class QualityUNet(nn.Module):
     The head outputs a per-pixel gain (as a log) and a residual: ``y = x * exp(g) + r``. Both start at zero, so an
     untrained model is the identity; the gain carries exposure, the residual carries denoising and colour.
     ``exposure_cap = [m0, cap]`` adds :func:`cap_exposure`: an input of mean luma ``m0`` comes out at most ``cap``
-    bright on average (the cap relaxes linearly to none at black and at white). ``[m0, cap, m1]`` holds ``cap``
-    from ``m1`` up to ``m0`` before it relaxes towards black. It has no weights.
+    bright on average (the cap relaxes linearly to none at black and at white); more knots
+    ``[m_a, cap_a, m_b, cap_b, ...]`` shape that curve (:func:`exposure_cap_at`). It has no weights.
     """
 
     def __init__(self, width: int = 16, depth: int = 4, exposure_cap: Sequence[float] | None = None) -> None:

@@ -92,11 +92,12 @@ def test_a_backend_that_overrides_infer_needs_no_run() -> None:
 
 
 def test_exposure_cap_metadata_parses_both_forms_and_ignores_junk() -> None:
-    """``lle.exposure_cap`` graph metadata: "m0,cap" and "m0,cap,m1" become floats; anything else means no cap
+    """``lle.exposure_cap`` graph metadata: the cap curve's knots ("m0,cap", "m_a,cap_a,m_b,cap_b") become floats;
+    anything else means no cap
     (the Enhancer then tiles without the whole-image preview, as for a graph exported before the cap existed)."""
     from lle.backends._graph import parse_exposure_cap
 
     assert parse_exposure_cap("0.25,0.4") == (0.25, 0.4)
-    assert parse_exposure_cap("0.25,0.4,0.2") == (0.25, 0.4, 0.2)
-    for junk in (None, "", "0.25", "a,b", "0.1,0.2,0.3,0.4"):
+    assert parse_exposure_cap("0.2,0.4,0.25,0.4") == (0.2, 0.4, 0.25, 0.4)
+    for junk in (None, "", "0.25", "a,b", "0.1,0.2,0.3"):
         assert parse_exposure_cap(junk) is None

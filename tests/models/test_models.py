@@ -143,7 +143,7 @@ def test_exposure_cap_is_continuous_above_the_input_and_validated() -> None:
             QualityUNet(width=4, exposure_cap=bad)
 
 
-@pytest.mark.parametrize(("cap", "level"), [([0.25, 0.4], 0.25), ([0.25, 0.4, 0.2], 0.2)])
+@pytest.mark.parametrize(("cap", "level"), [([0.25, 0.4], 0.25), ([0.2, 0.4, 0.25, 0.4, 0.6, 0.6], 0.2)])
 def test_exposure_cap_in_the_model_and_in_onnx(tmp_path, cap, level) -> None:
     """The cap runs inside the model's forward (so in every exported graph) and onnxruntime matches torch on a
     moderately lit input where it binds (for the plateau form, an input inside the plateau)."""
@@ -170,23 +170,26 @@ def test_exposure_cap_in_the_model_and_in_onnx(tmp_path, cap, level) -> None:
             assert float(np.abs(got - capped(inp).numpy()).max()) < 1e-5
 
 
-def test_exposure_cap_plateau_holds_the_cap_from_m1_to_m0() -> None:
-    """``[m0, cap, m1]``: the cap holds over [m1, m0] (a scene a little darker than m0 gets no more lift), matches
-    the two-value form above m0 and below nothing but the slope changes; the NumPy twin agrees; bad forms fail."""
+def test_exposure_cap_knots_shape_the_curve() -> None:
+    """``[m_a, cap_a, m_b, cap_b, ...]``: straight lines through the knots from 1 at black to 1 at white. The
+    plateau form holds 0.4 from 0.2 to 0.25 (a scene a little darker than 0.25 gets no more lift) and a knot at
+    (0.6, 0.6) stops lifting bright scenes; the two-value V is unchanged; the NumPy twin agrees; bad forms fail."""
     from lle.models.unet import QualityUNet, exposure_cap_at
     from lle.pipeline import exposure_limit
 
     m = torch.linspace(0, 1, 1001, dtype=torch.float64)
-    plateau, v = exposure_cap_at(m, 0.25, 0.4, 0.2), exposure_cap_at(m, 0.25, 0.4)
+    knots = (0.2, 0.4, 0.25, 0.4, 0.6, 0.6)
+    shaped, v = exposure_cap_at(m, *knots), exposure_cap_at(m, 0.25, 0.4)
     inside = (m >= 0.2) & (m <= 0.25)
-    assert torch.allclose(plateau[inside], torch.full_like(plateau[inside], 0.4))
-    assert torch.equal(plateau[m >= 0.25], v[m >= 0.25])
-    assert bool((plateau <= v + 1e-12).all()) and float(plateau[0]) == pytest.approx(1.0)
-    assert float(plateau.diff().abs().max()) < 3.1e-3  # continuous (slope 3 below m1)
-    assert bool((plateau >= m - 1e-9).all())
-    for args in ((0.25, 0.4), (0.25, 0.4, 0.2), (0.3, 0.45, 0.1)):
+    assert torch.allclose(shaped[inside], torch.full_like(shaped[inside], 0.4))
+    assert torch.allclose(shaped[m >= 0.6], m[m >= 0.6])  # no lift allowed for a bright scene
+    assert bool((shaped <= v + 1e-12).all()) and float(shaped[0]) == pytest.approx(1.0)
+    assert float(shaped.diff().abs().max()) < 3.1e-3  # continuous (steepest: slope 3 below 0.2)
+    assert bool((shaped >= m - 1e-9).all())
+    assert float(v[250]) == pytest.approx(0.4) and float(v[100]) == pytest.approx(0.76)
+    for args in ((0.25, 0.4), knots, (0.3, 0.45, 0.5, 0.55)):
         assert np.allclose(exposure_limit(m.numpy(), *args), exposure_cap_at(m, *args).numpy(), atol=1e-12)
-    for bad in ([0.25, 0.4, 0.3], [0.25, 0.4, 0.0], [0.25, 0.4, 0.2, 0.1], [0.25]):
+    for bad in ([0.25, 0.4, 0.2], [0.25, 0.4, 0.2, 0.4], [0.0, 0.4], [0.25, 0.2], [0.25, 0.4, 1.0, 1.0], [0.25]):
         with pytest.raises(ValueError, match="exposure_cap"):
             QualityUNet(width=4, exposure_cap=bad)
 

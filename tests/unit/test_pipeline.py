@@ -58,7 +58,7 @@ def _luma(x: np.ndarray) -> np.ndarray:
     return np.einsum("nchw,c->nhw", x, np.array([0.299, 0.587, 0.114], np.float32))
 
 
-@pytest.mark.parametrize("cap", [(0.25, 0.4), (0.25, 0.4, 0.2)])
+@pytest.mark.parametrize("cap", [(0.25, 0.4), (0.2, 0.4, 0.25, 0.4, 0.6, 0.6)])
 def test_tiles_keep_the_whole_images_exposure(cap) -> None:
     """Tiles of a moderately lit image (dark left, bright right) each see another mean, so the model caps each tile
     differently; with the card's exposure_cap the Enhancer keeps the whole image's exposure in every tile, in the
