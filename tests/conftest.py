@@ -10,7 +10,7 @@ import pytest
 PRESETS = ("quality", "realtime")
 # the tiny quality model carries the shipped card's scene-adaptive exposure, so every graph test covers it
 TINY_ARCH = {
-    "quality": {"width": 4, "depth": 4, "exposure_cap": [0.25, 0.4]},
+    "quality": {"width": 4, "depth": 4, "exposure_cap": [0.2, 0.4, 0.25, 0.4, 0.7, 0.7]},
     "realtime": {"width": 4, "depth": 2, "lowres": 32},
 }
 

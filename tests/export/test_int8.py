@@ -65,9 +65,9 @@ def test_qdq_int8_runs_and_reaches_min_psnr(exported, export_cfg, preset, tmp_pa
     if preset == "quality":  # the scene-adaptive exposure stays known to the Enhancer's tiling
         from lle.backends.registry import load_backend
 
-        assert read_manifest(path)["exposure_cap"] == [0.25, 0.4]
+        assert read_manifest(path)["exposure_cap"] == [0.2, 0.4, 0.25, 0.4, 0.7, 0.7]
         with load_backend("ort", path) as b:
-            assert b.input_spec.exposure_cap == (0.25, 0.4)
+            assert b.input_spec.exposure_cap == (0.2, 0.4, 0.25, 0.4, 0.7, 0.7)
 
 
 def test_qdq_structure_every_conv_quantized_zero_points_zero(exported, export_cfg, tmp_path) -> None:

@@ -70,7 +70,7 @@ def test_metadata_round_trip(exported, tiny_weights) -> None:
         assert meta["lle.size_multiple"] == str(card.size_multiple)
         assert "[0, 1]" in meta["lle.normalisation"]
         assert json.loads(meta["lle.model_card"])["arch"] == card.arch
-    assert read_onnx_metadata(exported["quality"][0])["lle.exposure_cap"] == "0.25,0.4"
+    assert read_onnx_metadata(exported["quality"][0])["lle.exposure_cap"] == "0.2,0.4,0.25,0.4,0.7,0.7"
     assert "lle.exposure_cap" not in read_onnx_metadata(exported["realtime"][0])
 
 
@@ -84,8 +84,8 @@ def test_backends_report_the_exposure_cap_for_tiling(exported, tiny_weights, bac
     pytest.importorskip({"ort": "onnxruntime", "openvino": "openvino", "torch": "torch"}[backend])
     path = tiny_weights["quality"] if backend == "torch" else exported["quality"][0]
     with load_backend(backend, path) as b:
-        assert b.input_spec.exposure_cap == (0.25, 0.4)
-        assert make_enhancer(b).exposure_cap == (0.25, 0.4)
+        assert b.input_spec.exposure_cap == (0.2, 0.4, 0.25, 0.4, 0.7, 0.7)
+        assert make_enhancer(b).exposure_cap == (0.2, 0.4, 0.25, 0.4, 0.7, 0.7)
     with load_backend(backend, tiny_weights["realtime"] if backend == "torch" else exported["realtime"][0]) as b:
         assert b.input_spec.exposure_cap is None
 
