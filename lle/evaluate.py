@@ -220,6 +220,12 @@ class FlickerResult:
     smoothing: float
     input_flicker: float
     output_flicker: float
+    input_luma: float = float("nan")
+    """Mean luma (0-1) of the input frames, averaged over the clip."""
+    output_luma: float = float("nan")
+    """The same for the output: a clip that is already a lit night (about 0.25) should stay a night (under 0.42)."""
+    output_luma_max: float = float("nan")
+    """The brightest output frame's mean luma."""
 
     @property
     def ratio(self) -> float:
@@ -229,12 +235,16 @@ class FlickerResult:
         return self.output_flicker / self.input_flicker
 
 
+_BGR_LUMA = np.array([0.114, 0.587, 0.299], np.float32) / 255.0
+
+
 class _FlickerAccumulator:
-    """Running relative flicker of a frame stream without keeping the frames."""
+    """Running relative flicker and mean luma of a stream of (H, W, 3) BGR uint8 frames, without keeping them."""
 
     def __init__(self) -> None:
         self.prev: np.ndarray | None = None
         self.diff, self.level, self.n = 0.0, 0.0, 0
+        self.luma_sum, self.luma_max = 0.0, float("nan")
 
     def add(self, img: np.ndarray) -> None:
         x = img.astype(np.float32)
@@ -242,6 +252,13 @@ class _FlickerAccumulator:
         if self.prev is not None:
             self.diff += float(np.abs(x - self.prev).mean())
         self.prev, self.n = x, self.n + 1
+        luma = float((x @ _BGR_LUMA).mean()) if x.ndim == 3 and x.shape[-1] == 3 else float("nan")
+        self.luma_sum += luma
+        self.luma_max = luma if self.n == 1 else max(self.luma_max, luma)
+
+    @property
+    def luma(self) -> float:
+        return self.luma_sum / self.n if self.n else float("nan")
 
     @property
     def value(self) -> float:
@@ -274,4 +291,5 @@ def video_flicker(model: Path, video: Path, *, backend: str = "auto", smoothing:
         name = auto_backend(Path(model)) if backend == "auto" else backend
         with backend_class(name)(Path(model)) as be:
             StreamRunner(be, src, [_Measure()], smoothing=smoothing).run()
-    return FlickerResult(str(video), acc_out.n, smoothing, acc_in.value, acc_out.value)
+    return FlickerResult(str(video), acc_out.n, smoothing, acc_in.value, acc_out.value,
+                         input_luma=acc_in.luma, output_luma=acc_out.luma, output_luma_max=acc_out.luma_max)

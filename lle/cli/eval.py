@@ -36,7 +36,8 @@ def evaluate(
     sheet_rows: Annotated[int, typer.Option(help="Pairs shown in the contact sheet.")] = 6,
     baselines: Annotated[bool, typer.Option(help="Also score identity, global gamma and CLAHE.")] = True,
     video: Annotated[
-        Path | None, typer.Option(help="Static-scene video: measure output vs input flicker (as lle run plays it).")
+        Path | None,
+        typer.Option(help="Static-scene video: measure output vs input flicker and mean luma (as lle run plays it)."),
     ] = None,
     model: Annotated[
         Path | None, typer.Option(help="Artifact for --video (.safetensors/.onnx/.xml/.plan). Default: the weights.")
@@ -108,7 +109,8 @@ def _flicker(model: Path, video: Path, smoothing: float, out: Path) -> None:
     verdict = "adds no flicker" if res.ratio <= 1.0 else "adds flicker"
     out_console.print(
         f"{video.name}: {res.frames} frames, flicker input {res.input_flicker:.4f} -> output {res.output_flicker:.4f} "
-        f"(ratio {res.ratio:.2f}, {verdict}; smoothing {smoothing})"
+        f"(ratio {res.ratio:.2f}, {verdict}; smoothing {smoothing}); mean luma {res.input_luma:.3f} -> "
+        f"{res.output_luma:.3f} (brightest output frame {res.output_luma_max:.3f})"
     )
     atomic_write_bytes(out / f"{video.stem}_flicker.json", json.dumps({**asdict(res), "ratio": res.ratio}).encode())
 

@@ -102,6 +102,9 @@ def test_eval_video_flicker(tmp_path, tiny_weights) -> None:
     assert res.exit_code == 0, res.output
     rep = json.loads((out / "static_flicker.json").read_text())
     assert rep["frames"] == 20 and rep["input_flicker"] > 0
+    assert abs(rep["input_luma"] - 40 / 255) < 0.01  # the clip's grey level (through the H.264-ish round trip)
+    assert rep["output_luma"] >= rep["input_luma"] - 0.005 and rep["output_luma_max"] >= rep["output_luma"]
+    assert "mean luma" in res.output
     # Smoothing removes temporal instability; what remains is the tone curve's local slope (about 1 for a gain).
     assert rep["ratio"] <= 1.05
     unsmoothed = runner.invoke(
@@ -110,6 +113,18 @@ def test_eval_video_flicker(tmp_path, tiny_weights) -> None:
     )
     assert unsmoothed.exit_code == 0
     assert json.loads((out / "static_flicker.json").read_text())["ratio"] >= rep["ratio"] - 1e-6
+
+
+def test_video_luma_is_the_mean_bgr_luma_of_the_frames() -> None:
+    """The accumulator reads frames as BGR (what sources and sinks carry): pure red has luma 0.299."""
+    from lle.evaluate import _FlickerAccumulator
+
+    acc = _FlickerAccumulator()
+    red, grey = np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 51, np.uint8)
+    red[..., 2] = 255
+    acc.add(red)
+    acc.add(grey)
+    assert acc.luma == pytest.approx((0.299 + 0.2) / 2, abs=1e-6) and acc.luma_max == pytest.approx(0.299, abs=1e-6)
 
 
 def test_eval_video_missing(tmp_path, tiny_weights) -> None:
