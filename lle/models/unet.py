@@ -10,7 +10,7 @@ from torch import nn
 from lle.models.blocks import Decoder, Encoder
 from lle.models.registry import register_model
 
-__all__ = ["QualityUNet", "cap_exposure", "cap_knots", "check_exposure_cap", "exposure_cap_at"]
+__all__ = ["QualityUNet", "cap_exposure", "cap_knots", "check_exposure_cap", "exposure_cap_at", "roll_off_highlights"]
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -81,6 +81,25 @@ def cap_exposure(x: torch.Tensor, y: torch.Tensor, *cap: float) -> torch.Tensor:
     return torch.where(my > limit, x + t * (yc - x), y)
 
 
+def roll_off_highlights(x: torch.Tensor, y: torch.Tensor, knee: float) -> torch.Tensor:
+    """Highlight roll-off: a pixel lifted past ``knee`` of its headroom ``1 - x`` eases towards white.
+
+    With ``u = (y - x) / (1 - x)`` the share of the headroom the lift uses, ``u`` above ``knee`` becomes
+    ``knee + (1 - knee) (1 - exp(-(u - knee) / (1 - knee)))``: continuous with slope 1 at the knee, increasing, and
+    below 1 for every finite lift, so a bright wall or a lamp's halo keeps its gradation instead of blowing to white.
+    Pixels at or below their input (``y <= x``) and lifts under the knee pass unchanged, and ``y >= x`` stays true.
+
+        >>> x = torch.full((4,), 0.5)
+        >>> [round(v, 3) for v in roll_off_highlights(x, torch.tensor([0.3, 0.8, 1.0, 1.2]), 0.8).tolist()]
+        [0.3, 0.8, 0.963, 0.995]
+    """
+    xc = x.clamp(0.0, 1.0)
+    head = (1.0 - xc).clamp_min(1e-4)
+    u = (y - xc) / head
+    eased = knee + (1.0 - knee) * (1.0 - torch.exp(-(u - knee).clamp_min(0.0) / (1.0 - knee)))
+    return torch.where((y > xc) & (u > knee), xc + eased * head, y)
+
+
 class QualityUNet(nn.Module):
     """Full-resolution U-Net. (N, 3, H, W) float32 in [0, 1] -> same shape, H and W multiples of ``size_multiple``.
 
@@ -88,16 +107,21 @@ class QualityUNet(nn.Module):
     untrained model is the identity; the gain carries exposure, the residual carries denoising and colour.
     ``exposure_cap = [m0, cap]`` adds :func:`cap_exposure`: an input of mean luma ``m0`` comes out at most ``cap``
     bright on average (the cap relaxes linearly to none at black and at white); more knots
-    ``[m_a, cap_a, m_b, cap_b, ...]`` shape that curve (:func:`exposure_cap_at`). It has no weights.
+    ``[m_a, cap_a, m_b, cap_b, ...]`` shape that curve (:func:`exposure_cap_at`). ``highlight_knee`` adds
+    :func:`roll_off_highlights` before the cap. Neither has weights.
     """
 
-    def __init__(self, width: int = 16, depth: int = 4, exposure_cap: Sequence[float] | None = None) -> None:
+    def __init__(self, width: int = 16, depth: int = 4, exposure_cap: Sequence[float] | None = None,
+                 highlight_knee: float | None = None) -> None:  # fmt: skip
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"width and depth must be >= 1, got width={width} depth={depth}")
         self.exposure_cap: tuple[float, ...] | None = None
         if exposure_cap is not None:
             self.exposure_cap = check_exposure_cap(exposure_cap)
+        if highlight_knee is not None and not 0.0 < highlight_knee < 1.0:
+            raise ValueError(f"highlight_knee={highlight_knee} must be between 0 and 1 (a share of the headroom)")
+        self.highlight_knee = None if highlight_knee is None else float(highlight_knee)
         widths = [width * 2**i for i in range(depth + 1)]
         self.size_multiple = 2**depth
         self.encoder = Encoder(3, widths)
@@ -110,12 +134,15 @@ class QualityUNet(nn.Module):
         out = self.head(self.decoder(self.encoder(x)))
         gain, res = out[:, :3], out[:, 3:]
         y = x * torch.exp(gain.clamp(max=4.0)) + res
+        if self.highlight_knee is not None:
+            y = roll_off_highlights(x, y, self.highlight_knee)
         if self.exposure_cap is not None:
             y = cap_exposure(x, y, *self.exposure_cap)
         return y
 
 
 @register_model("quality")
-def quality(width: int = 16, depth: int = 4, exposure_cap: list[float] | None = None) -> QualityUNet:
+def quality(width: int = 16, depth: int = 4, exposure_cap: list[float] | None = None,
+            highlight_knee: float | None = None) -> QualityUNet:  # fmt: skip
     """Quality preset (about 1.9 M parameters at width 16, depth 4)."""
-    return QualityUNet(width=width, depth=depth, exposure_cap=exposure_cap)
+    return QualityUNet(width=width, depth=depth, exposure_cap=exposure_cap, highlight_knee=highlight_knee)

@@ -198,3 +198,54 @@ def exposure_cap_at_mean(x: torch.Tensor, cap: list[float] | None = None) -> tor
     from lle.models.unet import exposure_cap_at
 
     return exposure_cap_at(_luma_mean(x), *(cap or [0.25, 0.4]))
+
+
+def test_highlight_roll_off_is_monotonic_keeps_the_input_and_never_reaches_white() -> None:
+    """roll_off_highlights: for every input level the output rises with the model's output (no inversion), is
+    continuous with slope 1 at the knee, never drops below the input, keeps 7 % of the headroom where the lift would
+    just reach white, leaves lifts under the knee and darkened pixels alone, and has finite gradients everywhere (it
+    trains in the loop)."""
+    from lle.models.unet import roll_off_highlights
+
+    x = torch.linspace(0.0, 0.99, 100, dtype=torch.float64).view(-1, 1)
+    y = x + torch.linspace(-0.2, 3.0, 2001, dtype=torch.float64).view(1, -1)
+    out = roll_off_highlights(x, y, 0.8)
+    assert bool((out.diff(dim=1) >= -1e-12).all())  # increasing in y
+    assert float(out.diff(dim=1).abs().max()) <= float(y.diff(dim=1).max()) + 1e-9  # slope <= 1: continuous
+    assert bool((out[y >= x] >= x.expand_as(y)[y >= x] - 1e-12).all())
+    xe = x.expand_as(y)
+    just_white = (y > x) & (y <= 1.0)
+    assert bool((out[just_white] <= xe[just_white] + 0.9265 * (1 - xe[just_white])).all()) and bool((out <= 1).all())
+    untouched = (y <= x) | (y - x <= 0.8 * (1 - x))
+    assert torch.equal(out[untouched], y[untouched])
+    yg = y.clone().requires_grad_(True)
+    roll_off_highlights(x, yg, 0.8).sum().backward()
+    assert bool(torch.isfinite(yg.grad).all())
+    from lle.models.unet import QualityUNet
+
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match="highlight_knee"):
+            QualityUNet(width=4, highlight_knee=bad)
+
+
+def test_highlight_roll_off_in_the_model_and_in_onnx(tmp_path) -> None:
+    """``highlight_knee`` runs inside the model (before the exposure cap), so exported graphs apply it; onnxruntime
+    matches torch on an over-lifted input, and fewer pixels reach white than without it."""
+    ort = pytest.importorskip("onnxruntime")
+    from lle.export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    rolled = create_model("quality", width=4, highlight_knee=0.8, exposure_cap=[0.2, 0.4, 0.25, 0.4, 0.7, 0.7]).eval()
+    with torch.no_grad():
+        rolled.head.bias.copy_(torch.tensor([0.6, 0.6, 0.6, 0.0, 0.0, 0.0]))  # gain e^0.6: blows the lit band's top
+    plain = create_model("quality", width=4, exposure_cap=[0.2, 0.4, 0.25, 0.4, 0.7, 0.7]).eval()
+    plain.load_state_dict(rolled.state_dict())
+    x = torch.rand(1, 3, 32, 48) * 0.05
+    x[..., 24:, :] = 0.45 + 0.1 * torch.rand(1, 3, 8, 48)  # a lit band
+    with torch.no_grad():
+        blown = int((plain(x).clamp(0, 1) >= 0.98).sum())
+        assert blown > 50 and int((rolled(x).clamp(0, 1) >= 0.98).sum()) < blown // 4
+    sess = ort.InferenceSession(str(export_onnx(rolled, tmp_path / "q.onnx")), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        got = sess.run(["output"], {"input": x.numpy()})[0]
+        assert float(np.abs(got - rolled(x).numpy()).max()) < 1e-5
