@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 PRESETS = ("quality", "realtime")
-# the tiny quality model carries the shipped card's scene-adaptive exposure, so every graph test covers it
+# the tiny quality model carries the shipped card's exposure cap and highlight roll-off, so every graph test covers them
 TINY_ARCH = {
-    "quality": {"width": 4, "depth": 4, "exposure_cap": [0.2, 0.4, 0.25, 0.4, 0.7, 0.7]},
+    "quality": {"width": 4, "depth": 4, "exposure_cap": [0.2, 0.4, 0.25, 0.4, 0.7, 0.7], "highlight_knee": 0.8},
     "realtime": {"width": 4, "depth": 2, "lowres": 32},
 }
 
