@@ -8,8 +8,8 @@ synthetic pairs from held-out clean photos through the simple recipe and through
 pairs). Per method: PSNR, GT-mean PSNR, SSIM, brightness error and the picture faults of lle.eval_metrics (chroma
 ratio, a*b* error, grain in the reference's flat dark areas, newly clipped and inverted highlights). Unpaired real
 low-light photos get mean luma, grain, clipped and inverted highlights. A "moderate" set (held-out clean photos
-exposed down to mean lumas of 0.20, 0.25 and 0.30, around a lit night street) checks that exposure follows the scene. Contact
-sheets and 100 % crops go to benchmarks/results/quality_sheets/.
+exposed down to mean lumas of 0.20, 0.25 and 0.30, around a lit night street) checks that exposure follows the
+scene. Contact sheets and 100 % crops go to benchmarks/results/quality_sheets/.
 """
 
 from __future__ import annotations
