@@ -5,11 +5,11 @@ Used by ``lle enhance``, ``lle run`` and ``lle bench`` so every path treats bord
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Enhancer", "exposure_limit", "pad_to_multiple", "tile_windows", "unpad"]
+__all__ = ["Enhancer", "cap_knots", "exposure_limit", "pad_to_multiple", "tile_windows", "unpad"]
 
 Infer = Callable[[np.ndarray], np.ndarray]
 ReadWindow = Callable[[int, int, int, int], np.ndarray]
@@ -43,15 +43,22 @@ _HELD_TOL = 2e-3  # a mean output luma this close to its exposure limit counts a
 _Scene = tuple[np.ndarray, np.ndarray, np.ndarray]  # preview input luma, output luma, held back (per image)
 
 
+def cap_knots(cap: Sequence[float]) -> list[tuple[float, float]]:
+    """``exposure_cap = [m_a, cap_a, m_b, cap_b, ...]`` -> the cap curve's knots, with (0, 1) and (1, 1) at the ends.
+
+    Shared by the model (:func:`lle.models.unet.exposure_cap_at`) and :func:`exposure_limit`; torch-free.
+    """
+    return [(0.0, 1.0), *zip(cap[0::2], cap[1::2], strict=True), (1.0, 1.0)]
+
+
 def exposure_limit(m: np.ndarray | float, *cap: float) -> np.ndarray:
     """NumPy twin of :func:`lle.models.unet.exposure_cap_at`.
 
     The brightest mean output luma a quality model with ``exposure_cap = [m_a, cap_a, ...]`` lets through for an
     input of mean luma ``m``: straight lines through the knots, from 1 at black to 1 at white.
     """
-    m = np.asarray(m, np.float64)
-    knots = [(0.0, 1.0), *zip(cap[0::2], cap[1::2], strict=True), (1.0, 1.0)]
-    return np.interp(m, [k[0] for k in knots], [k[1] for k in knots])
+    knots = cap_knots(cap)
+    return np.interp(np.asarray(m, np.float64), [k[0] for k in knots], [k[1] for k in knots])
 
 
 def _mean_luma(x: np.ndarray) -> np.ndarray:

@@ -52,8 +52,8 @@ class TensorSpec:
     state_shape: tuple[int, ...] | None = None
     """(C, L, L) for video graphs of the realtime preset (extra input ``state`` and ``alpha``), else ``None``."""
     exposure_cap: tuple[float, ...] | None = None
-    """The quality model's scene-adaptive exposure ``[m0, cap]`` (inside the graph); the Enhancer needs it to keep
-    the whole image's exposure when it tiles. ``None``: none, or not recorded in the artifact."""
+    """The quality model's scene-adaptive exposure, its knots ``[m_a, cap_a, ...]`` (inside the graph); the
+    Enhancer needs it to keep the whole image's exposure when it tiles. ``None``: none, or not recorded."""
 
     @classmethod
     def for_frames(cls, *, size_multiple: int = 1, state_shape: tuple[int, ...] | None = None) -> TensorSpec:

@@ -9,8 +9,9 @@ from torch import nn
 
 from lle.models.blocks import Decoder, Encoder
 from lle.models.registry import register_model
+from lle.pipeline import cap_knots
 
-__all__ = ["QualityUNet", "cap_exposure", "cap_knots", "check_exposure_cap", "exposure_cap_at", "roll_off_highlights"]
+__all__ = ["QualityUNet", "cap_exposure", "check_exposure_cap", "exposure_cap_at", "roll_off_highlights"]
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -19,11 +20,6 @@ def _mean_luma(x: torch.Tensor) -> torch.Tensor:
     """Per-image mean luma of (N, 3, H, W), shape (N, 1, 1, 1)."""
     w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
-
-
-def cap_knots(cap: Sequence[float]) -> list[tuple[float, float]]:
-    """``[m_a, cap_a, m_b, cap_b, ...]`` -> the cap curve's knots, with (0, 1) and (1, 1) added at the ends."""
-    return [(0.0, 1.0), *zip(cap[0::2], cap[1::2], strict=True), (1.0, 1.0)]
 
 
 def exposure_cap_at(m: torch.Tensor, *cap: float) -> torch.Tensor:
@@ -97,7 +93,7 @@ def roll_off_highlights(x: torch.Tensor, y: torch.Tensor, knee: float) -> torch.
     head = (1.0 - xc).clamp_min(1e-4)
     u = (y - xc) / head
     eased = knee + (1.0 - knee) * (1.0 - torch.exp(-(u - knee).clamp_min(0.0) / (1.0 - knee)))
-    return torch.where((y > xc) & (u > knee), xc + eased * head, y)
+    return torch.where(u > knee, xc + eased * head, y)  # u > knee > 0 implies y > x
 
 
 class QualityUNet(nn.Module):
@@ -105,9 +101,9 @@ class QualityUNet(nn.Module):
 
     The head outputs a per-pixel gain (as a log) and a residual: ``y = x * exp(g) + r``. Both start at zero, so an
     untrained model is the identity; the gain carries exposure, the residual carries denoising and colour.
-    ``exposure_cap = [m0, cap]`` adds :func:`cap_exposure`: an input of mean luma ``m0`` comes out at most ``cap``
-    bright on average (the cap relaxes linearly to none at black and at white); more knots
-    ``[m_a, cap_a, m_b, cap_b, ...]`` shape that curve (:func:`exposure_cap_at`). ``highlight_knee`` adds
+    ``exposure_cap = [m_a, cap_a, m_b, cap_b, ...]`` adds :func:`cap_exposure`: an input of mean luma ``m_a`` comes
+    out at most ``cap_a`` bright on average, straight lines joining the knots and relaxing to no cap at black and at
+    white (:func:`exposure_cap_at`). ``highlight_knee`` adds
     :func:`roll_off_highlights` before the cap. Neither has weights.
     """
 
