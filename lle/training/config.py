@@ -35,6 +35,11 @@ class DataConfig:
     """Column of the pair root's manifest.csv that groups near-duplicates; splits never cut a group."""
     real_repeat: int = 2
     """How many times each real training pair appears per epoch (balances real vs synthetic)."""
+    repeat_by_root: dict[str, int] = field(default_factory=dict)
+    """Per pair root (its folder name, e.g. ``lol_pairs``): repeat count replacing ``real_repeat`` for that root."""
+    scale_by_root: dict[str, list[float]] = field(default_factory=dict)
+    """Per pair root: ``[lo, hi]`` downscale range replacing ``scale``. Real sensor noise is only real at (close to)
+    native resolution: downscaling averages it away, so noisy pairs keep a scale near 1."""
     crop: int = 128
     scale: tuple[float, float] = (0.6, 1.0)
     """Random downscale of each image before cropping (more context per crop, like a smaller sensor)."""
@@ -48,6 +53,8 @@ class DataConfig:
     "camera" validation set (held-out clean photos through the camera model)."""
     synth_val_count: int = 32
     val_side: int = 512
+    val_side_by_root: dict[str, int] = field(default_factory=dict)
+    """Per pair root: longest side of its validation images replacing ``val_side`` (keep noisy pairs at native size)."""
 
 
 @dataclass(frozen=True, slots=True)

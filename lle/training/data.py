@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class TrainData:
     real: list[Pair] = field(default_factory=list)
+    real_root: list[str] = field(default_factory=list)
+    """Root folder name of each entry of ``real`` (per-root repeat and scale)."""
     clean: list[np.ndarray] = field(default_factory=list)
     val: dict[str, list[Pair]] = field(default_factory=dict)
 
@@ -59,12 +61,13 @@ def build_data(cfg: DataConfig, seed: int, progress: Callable[[str], None] | Non
         train_n, val_n = split_names(names, cfg.val_fraction, root=root, group_column=cfg.group_column)
         if progress:
             progress(f"loading {root} ({len(train_n)} train / {len(val_n)} val pairs)")
-        out.real += load_pairs(low_dir, ref_dir, names=train_n, max_side=cfg.max_side).pairs
+        loaded = load_pairs(low_dir, ref_dir, names=train_n, max_side=cfg.max_side).pairs
+        out.real += loaded
+        out.real_root += [_root_name(root)] * len(loaded)
         if val_n:
-            vp = load_pairs(low_dir, ref_dir, names=val_n, max_side=cfg.val_side).pairs
-            out.val[_root_name(root)] = [
-                Pair(p.name, _center(p.low, cfg.val_side), _center(p.ref, cfg.val_side)) for p in vp
-            ]
+            side = int(cfg.val_side_by_root.get(_root_name(root), cfg.val_side))
+            vp = load_pairs(low_dir, ref_dir, names=val_n, max_side=side).pairs
+            out.val[_root_name(root)] = [Pair(p.name, _center(p.low, side), _center(p.ref, side)) for p in vp]
     for root_s in cfg.val_pairs:
         root = Path(root_s)
         low_dir, ref_dir = resolve_pair_dirs(root)
@@ -113,14 +116,19 @@ def _rescale(a: np.ndarray, b: np.ndarray, s: float, crop: int) -> tuple[np.ndar
 
 
 class PairedTrainSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Index space = real pairs x ``real_repeat`` + clean photos. Item i of epoch e is seeded by (seed, e, i).
+    """Index space = each real pair x its root's repeat + clean photos. Item i of epoch e is seeded by (seed, e, i).
 
-    Returns ((3, crop, crop) low, (3, crop, crop) reference), float32 in [0, 1].
+    A root's repeat is ``repeat_by_root[name]`` or ``real_repeat``; its crops are downscaled by ``scale_by_root[name]``
+    or ``scale``. Returns ((3, crop, crop) low, (3, crop, crop) reference), float32 in [0, 1].
     """
 
     def __init__(self, data: TrainData, cfg: DataConfig, seed: int) -> None:
         self.data, self.cfg, self.seed, self.epoch = data, cfg, seed, 0
-        self.n_real = len(data.real) * cfg.real_repeat
+        roots = data.real_root or [""] * len(data.real)
+        self.real_index = [
+            j for j, r in enumerate(roots) for _ in range(int(cfg.repeat_by_root.get(r, cfg.real_repeat)))
+        ]
+        self.n_real = len(self.real_index)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -131,12 +139,15 @@ class PairedTrainSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng((self.seed, self.epoch, i))
         cfg = self.cfg
-        s = float(rng.uniform(*cfg.scale))
         if i < self.n_real:
-            pair = self.data.real[i % len(self.data.real)]
+            j = self.real_index[i]
+            root = self.data.real_root[j] if self.data.real_root else ""
+            s = float(rng.uniform(*cfg.scale_by_root.get(root, cfg.scale)))
+            pair = self.data.real[j]
             low, ref = _rescale(pair.low, pair.ref, s, cfg.crop)
             low, ref = paired_augment(low, ref, cfg.crop, rng, exposure_jitter=cfg.exposure_jitter)
         else:
+            s = float(rng.uniform(*cfg.scale))
             img = self.data.clean[i - self.n_real]
             img, _ = _rescale(img, img, s, cfg.crop)
             _, ref = paired_augment(img, img, cfg.crop, rng)

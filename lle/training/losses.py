@@ -11,13 +11,16 @@ from torch import nn
 from lle.training.metrics import ssim
 
 __all__ = [
+    "BlackLevelLoss",
     "CharbonnierLoss",
     "ChromaLoss",
     "ColorAngleLoss",
+    "ColorCastLoss",
     "CompositeLoss",
     "ExposureLoss",
     "FlatNoiseLoss",
     "GradientLoss",
+    "LocalContrastLoss",
     "LossConfig",
     "MSSSIMLoss",
     "SaturationLoss",
@@ -171,6 +174,70 @@ class FlatNoiseLoss(nn.Module):
         return total
 
 
+class BlackLevelLoss(nn.Module):
+    """Distance between the darkest percentiles of output and reference luma, lifted blacks weighted ``over_weight``.
+
+    Luma is first averaged over ``pool`` x ``pool`` blocks, so the percentile measures where the black level sits,
+    not how deep single noisy pixels dip. A black keyboard that the reference keeps black and the output turns grey
+    costs here even when the mean exposure matches. Per image: ``mean_q |d| + (over_weight - 1) relu(d)`` with
+    ``d = q_out - q_ref`` at the quantiles ``qs``; values in luma units (0-1).
+    """
+
+    def __init__(self, qs: tuple[float, ...] = (0.01, 0.05), pool: int = 4, over_weight: float = 2.0) -> None:
+        super().__init__()
+        self.qs, self.pool, self.over_weight = qs, pool, over_weight
+
+    def _levels(self, t: torch.Tensor) -> torch.Tensor:
+        k = max(1, min(self.pool, *t.shape[-2:]))
+        lum = F.avg_pool2d(_luma(t), k).flatten(1)
+        return torch.quantile(lum, torch.tensor(self.qs, dtype=lum.dtype, device=lum.device), dim=1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        d = self._levels(x) - self._levels(y)
+        return (d.abs() + (self.over_weight - 1.0) * F.relu(d)).mean()
+
+
+class LocalContrastLoss(nn.Module):
+    """``|log(local std of output luma / reference's)|`` in ``patch`` windows of ``pool``-averaged luma.
+
+    Flat, milky output (lifted blacks, compressed tones) has a lower local spread than the reference and costs; the
+    pre-averaging keeps pixel noise from counting as contrast, so grain cannot pay this term back. ``floor`` (in luma
+    units) keeps near-flat windows from dominating.
+    """
+
+    def __init__(self, patch: int = 8, pool: int = 2, floor: float = 0.01) -> None:
+        super().__init__()
+        self.patch, self.pool, self.floor = patch, pool, floor
+
+    def _std(self, t: torch.Tensor) -> torch.Tensor:
+        lum = _luma(t)
+        p = max(1, min(self.pool, *lum.shape[-2:]))
+        lum = F.avg_pool2d(lum, p)
+        k = max(1, min(self.patch, *lum.shape[-2:]))
+        m = F.avg_pool2d(lum, k, stride=max(1, k // 2))
+        m2 = F.avg_pool2d(lum * lum, k, stride=max(1, k // 2))
+        return torch.sqrt((m2 - m * m).clamp_min(0.0) + 1e-8)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (torch.log(self._std(x) + self.floor) - torch.log(self._std(y) + self.floor)).abs().mean()
+
+
+class ColorCastLoss(nn.Module):
+    """L1 between the image-wide chromaticities ``mean RGB / sum(mean RGB)`` of output and reference (x 3).
+
+    A global cast (magenta sensor tint, warm street light left in, a white balance that amplifies the input's cast)
+    moves the whole image's chromaticity and costs here even where per-pixel terms see only a small error; brightness
+    does not count (a uniformly darker or brighter image has the same chromaticity).
+    """
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def chrom(t: torch.Tensor) -> torch.Tensor:
+            m = t.clamp(0.0, 1.0).mean((2, 3))
+            return m / m.sum(1, keepdim=True).clamp_min(1e-4)
+
+        return 3.0 * (chrom(x) - chrom(y)).abs().mean()
+
+
 @dataclass(frozen=True, slots=True)
 class LossConfig:
     """Weight of each loss term; 0 disables a term."""
@@ -183,6 +250,9 @@ class LossConfig:
     chroma: float = 0.0
     saturation: float = 0.0
     flat_noise: float = 0.0
+    black_level: float = 0.0
+    contrast: float = 0.0
+    cast: float = 0.0
     exposure_over_weight: float = 3.0
     """How much more over-exposure costs than under-exposure in the exposure term."""
 
@@ -201,6 +271,9 @@ class CompositeLoss(nn.Module):
             "chroma": ChromaLoss(),
             "saturation": SaturationLoss(),
             "flat_noise": FlatNoiseLoss(),
+            "black_level": BlackLevelLoss(),
+            "contrast": LocalContrastLoss(),
+            "cast": ColorCastLoss(),
         }
         self.weights = {k: float(getattr(cfg, k)) for k in terms if getattr(cfg, k) > 0}  # term weights only
         self.terms = nn.ModuleDict({k: v for k, v in terms.items() if k in self.weights})

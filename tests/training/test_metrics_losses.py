@@ -5,11 +5,14 @@ import pytest
 import torch
 
 from lle.training.losses import (
+    BlackLevelLoss,
     CharbonnierLoss,
     ColorAngleLoss,
+    ColorCastLoss,
     CompositeLoss,
     ExposureLoss,
     GradientLoss,
+    LocalContrastLoss,
     LossConfig,
     MSSSIMLoss,
 )
@@ -151,3 +154,75 @@ def test_new_terms_enter_the_composite_only_when_weighted() -> None:
     assert {"chroma", "saturation", "flat_noise"} <= set(parts)
     total.backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def _black_scene(hw: tuple[int, int] = (64, 64)) -> torch.Tensor:
+    """A reference with true blacks (a black object on a mid-grey wall) and some texture."""
+    g = torch.Generator().manual_seed(3)
+    y = 0.45 + 0.05 * torch.rand(1, 3, *hw, generator=g)
+    y[..., 8:24, 8:40] = 0.01
+    return y
+
+
+def test_black_level_costs_lifted_blacks_and_its_gradient_lowers_them() -> None:
+    y = _black_scene()
+    term = BlackLevelLoss()
+    assert float(term(y, y)) < 1e-6
+    lifted = (0.15 + 0.85 * y).requires_grad_(True)  # blacks lifted to grey, the wall barely moves
+    loss = term(lifted, y)
+    assert float(loss.detach()) > 0.1
+    loss.backward()
+    assert lifted.grad is not None
+    # descending the gradient darkens the black object (grad > 0 there) and leaves the wall alone
+    assert float(lifted.grad[..., 8:24, 8:40].sum()) > 0
+    assert float(lifted.grad[..., 40:, :].abs().sum()) == 0.0
+    # lifting costs more than crushing by the same amount
+    assert float(term((y + 0.05).clamp(0, 1), y)) > 1.5 * float(term((y - 0.05).clamp(0, 1), y))
+
+
+def test_local_contrast_costs_flat_output_and_its_gradient_restores_contrast() -> None:
+    y = _black_scene()
+    term = LocalContrastLoss()
+    assert float(term(y, y)) < 1e-6
+    flat = (0.3 + 0.4 * y).requires_grad_(True)  # milky: every tone pulled towards mid-grey
+    loss = term(flat, y)
+    assert float(loss.detach()) > 0.1
+    loss.backward()
+    assert flat.grad is not None
+    # a small step against the gradient widens the black/wall step (the edge's dark side darkens)
+    stepped = (flat - 0.005 * flat.grad / flat.grad.abs().max()).detach()
+    assert float(term(stepped, y)) < float(loss.detach())
+    edge_dark = stepped[..., 10:22, 10:38].mean() - flat.detach()[..., 10:22, 10:38].mean()
+    assert float(edge_dark) < 0
+
+
+def test_local_contrast_is_not_paid_back_by_grain() -> None:
+    y = _black_scene()
+    noisy = (y + 0.05 * torch.randn(y.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    term = LocalContrastLoss()
+    assert float(term(noisy, y)) > float(term(y, y))
+
+
+def test_colour_cast_ignores_brightness_and_its_gradient_removes_the_cast() -> None:
+    y = _black_scene()
+    term = ColorCastLoss()
+    assert float(term(y * 0.6, y)) < 1e-6
+    cast = (y * torch.tensor([1.15, 0.85, 1.15]).view(1, 3, 1, 1)).clamp(0, 1).requires_grad_(True)  # magenta
+    loss = term(cast, y)
+    assert float(loss.detach()) > 0.02
+    loss.backward()
+    assert cast.grad is not None
+    per_channel = cast.grad.sum((0, 2, 3))
+    # red and blue are too strong (push down: grad > 0), green too weak (push up: grad < 0)
+    assert float(per_channel[0]) > 0 and float(per_channel[2]) > 0 and float(per_channel[1]) < 0
+
+
+@pytest.mark.parametrize("name", ["black_level", "contrast", "cast"])
+def test_new_terms_join_the_composite_when_weighted(name: str) -> None:
+    y = _black_scene(hw=(32, 32))
+    x = (0.2 + 0.7 * y).requires_grad_(True)
+    loss, parts = CompositeLoss(LossConfig(**{name: 1.0}))(x, y)
+    assert name in parts and parts[name] > 0
+    loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert name not in CompositeLoss(LossConfig())(x, y)[1]
