@@ -86,6 +86,9 @@ class TrainConfig:
     """auto (bf16 on CPU, fp16 on CUDA), bf16, fp16 or none."""
     threads: int = 0
     """torch CPU threads; 0 = torch's default."""
+    workers: int = 0
+    """DataLoader worker processes making crops and synthetic pairs (0 = in the training process; a GPU needs
+    several to stay busy)."""
     device: str = "auto"
     init_weights: str | None = None
     """Warm-start from these .safetensors weights (same preset)."""

@@ -341,7 +341,8 @@ def train(
             if sampler is not None:
                 sampler.set_epoch(epoch)
             order = sampler or _EpochSampler(len(dataset), cfg.seed * 1000 + epoch, skip=done_in_epoch * cfg.batch)
-            loader = DataLoader(dataset, batch_size=cfg.batch, sampler=order, drop_last=True, num_workers=0)
+            loader = DataLoader(dataset, batch_size=cfg.batch, sampler=order, drop_last=True,
+                                num_workers=cfg.workers, pin_memory=device.type == "cuda")
             for low, ref in loader:
                 net.train()
                 low = low.to(device, non_blocking=True, memory_format=torch.channels_last)

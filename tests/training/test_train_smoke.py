@@ -239,3 +239,19 @@ def test_sigterm_saves_a_resumable_checkpoint(tiny_data, tmp_path) -> None:
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert torch.load(out / "last.pt", weights_only=True)["step"] == step + 2
+
+
+def test_worker_processes_make_the_same_batches(tiny_data, tmp_path) -> None:
+    root, clean = tiny_data
+    base = [
+        "model.arch={width: 4}", f"data.pairs=[{root}]", f"data.clean=[{clean}]", "data.crop=32",
+        "data.val_fraction=0.5", "data.group_column=null", "batch=2", "steps=2", "val_every=2", "threads=1",
+        "optim.warmup_steps=1",
+    ]  # fmt: skip
+    losses = {}
+    for workers in (0, 1):
+        seen: list[float] = []
+        train(load_config(TrainConfig, None, [*base, f"workers={workers}", f"out_dir={tmp_path / str(workers)}"]),
+              progress=lambda s, t, i, seen=seen: seen.append(i["loss"]))  # fmt: skip
+        losses[workers] = seen
+    assert losses[0] and losses[0] == pytest.approx(losses[1], rel=1e-5)
