@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "CLIP_LEVEL", "ab_error", "chroma", "chroma_ratio", "clipped_share", "flat_dark_mask", "flat_dark_noise",
-    "inverted_share", "lab", "picture_metrics",
+    "CLIP_LEVEL", "ab_error", "black_level", "chroma", "chroma_ratio", "clipped_share", "flat_dark_mask",
+    "flat_dark_noise", "inverted_share", "lab", "local_contrast", "picture_metrics",
 ]  # fmt: skip
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -108,17 +108,56 @@ def inverted_share(y: np.ndarray, x: np.ndarray, *, bright: float = 0.6, margin:
     return float((ly[sel] < lx[sel] - margin).mean()) if sel.any() else 0.0
 
 
+def _smooth_luma(x: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(np.ascontiguousarray(x @ _LUMA), (0, 0), sigma)
+
+
+def black_level(y: np.ndarray, q: float = 1.0) -> float:
+    """Where the blacks sit: the ``q``-th percentile of smoothed luma, in 8-bit levels.
+
+    The 2 px blur keeps single noisy pixels from setting it. Compare with the reference's: a black keyboard that the
+    reference keeps at 5 and the output shows at 40 is a lifted, milky black.
+
+    Example:
+        >>> img = np.full((64, 64, 3), 0.5, np.float32)
+        >>> img[:16] = 0.02
+        >>> round(black_level(img), 1), round(black_level(0.2 + 0.8 * img), 1)
+        (5.1, 55.1)
+    """
+    return float(np.percentile(_smooth_luma(y, 2.0), q) * 255.0)
+
+
+def local_contrast(y: np.ndarray, window: int = 15) -> float:
+    """Mean local standard deviation of smoothed luma in ``window`` x ``window`` boxes, in 8-bit levels.
+
+    The 1 px blur keeps grain from counting as contrast; flat, milky output scores low against its reference.
+
+    Example:
+        >>> r = np.random.default_rng(0)
+        >>> img = r.uniform(0, 1, (8, 8, 1)).repeat(8, 0).repeat(8, 1).repeat(3, 2).astype(np.float32)
+        >>> local_contrast(0.5 * img) / local_contrast(img)
+        0.5
+    """
+    lum = _smooth_luma(y, 1.0)
+    m = cv2.blur(lum, (window, window))
+    var = np.clip(cv2.blur(lum * lum, (window, window)) - m * m, 0.0, None)
+    return float(np.sqrt(var).mean() * 255.0)
+
+
 def picture_metrics(y: np.ndarray, x: np.ndarray, ref: np.ndarray | None = None) -> dict[str, float]:
     """All fault metrics of output ``y`` for input ``x`` (and reference ``ref`` when there is one).
 
-    Keys: ``noise`` (flat-dark grain of ``y``, 8-bit levels), ``clipped``, ``inverted``, ``mean_luma``; with
-    ``ref`` also ``chroma_ratio``, ``ab_error`` and ``ref_noise`` (the reference's own grain in the same mask).
+    Keys: ``noise`` (flat-dark grain of ``y``, 8-bit levels), ``clipped``, ``inverted``, ``mean_luma``, ``black``
+    (:func:`black_level`), ``contrast`` (:func:`local_contrast`); with ``ref`` also ``chroma_ratio``, ``ab_error``,
+    ``ref_noise`` (the reference's own grain in the same mask), ``ref_black`` and ``contrast_ratio`` (output's local
+    contrast over the reference's: 1 = as crisp, < 1 flat).
     """
     mask = flat_dark_mask(ref if ref is not None else y)
     out = {"noise": flat_dark_noise(y, mask), "clipped": clipped_share(y, x), "inverted": inverted_share(y, x),
-           "mean_luma": float((y @ _LUMA).mean())}  # fmt: skip
+           "mean_luma": float((y @ _LUMA).mean()), "black": black_level(y), "contrast": local_contrast(y)}  # fmt: skip
     if ref is not None:
         ly, lr = lab(y), lab(ref)  # one conversion each for both colour metrics
         out.update(chroma_ratio=_chroma_ratio_of(ly, lr), ab_error=_ab_error_of(ly, lr),
-                   ref_noise=flat_dark_noise(ref, mask))  # fmt: skip
+                   ref_noise=flat_dark_noise(ref, mask), ref_black=black_level(ref),
+                   contrast_ratio=out["contrast"] / max(local_contrast(ref), 1e-6))  # fmt: skip
     return out

@@ -80,6 +80,11 @@ class MethodResult:
     """Share of pixels newly clipped (blown) by the method."""
     inverted: float = 0.0
     """Share of the input's bright pixels that come out darker (inverted highlights)."""
+    black: float = 0.0
+    """Darkest 1 % of the output's luma (8-bit levels); compare with ``ref_black`` (higher = lifted, milky blacks)."""
+    ref_black: float = 0.0
+    contrast_ratio: float = 0.0
+    """Output's local contrast over the reference's (1 = as crisp; < 1 flat)."""
     per_image: list[dict[str, float | str]] = field(default_factory=list)
 
 
@@ -94,7 +99,7 @@ class EvalReport:
 
 
 _MEANS = ("psnr", "psnr_gt_mean", "ssim", "brightness_error", "chroma_ratio", "ab_error", "noise", "ref_noise",
-          "clipped", "inverted")  # fmt: skip
+          "clipped", "inverted", "black", "ref_black", "contrast_ratio")  # fmt: skip
 
 
 def _metrics(y: np.ndarray, ref: np.ndarray, x: np.ndarray) -> dict[str, float]:
@@ -110,7 +115,7 @@ def _metrics(y: np.ndarray, ref: np.ndarray, x: np.ndarray) -> dict[str, float]:
         "psnr_gt_mean": float(psnr_gt_mean(a, b)),
         "ssim": float(ssim(a, b)),
         "brightness_error": float((y @ _LUMA).mean() - (ref @ _LUMA).mean()),
-        **{k: v for k, v in picture_metrics(y, x, ref).items() if k != "mean_luma"},
+        **{k: v for k, v in picture_metrics(y, x, ref).items() if k not in ("mean_luma", "contrast")},
     }
 
 
@@ -167,7 +172,11 @@ def contact_sheet(rows: list[dict[str, np.ndarray]], columns: Sequence[str], hei
 
 
 def _crop_centres(x: np.ndarray, ref: np.ndarray | None, size: int) -> list[tuple[int, int]]:
-    """Where to look at 100 %: the brightest spot of the input (highlights) and the densest flat dark area."""
+    """Where to look at 100 %: brightest spot, flattest dark area, blackest object.
+
+    The input's brightest spot (highlights), the densest flat dark area (a dark wall) and the densest near-black area
+    of the reference (a black object: are its blacks kept or lifted to grey?).
+    """
     from lle.eval_metrics import flat_dark_mask
 
     h, w = x.shape[:2]
@@ -180,13 +189,17 @@ def _crop_centres(x: np.ndarray, ref: np.ndarray | None, size: int) -> list[tupl
     bright = np.unravel_index(int(np.argmax(lum)), lum.shape)
     dens = cv2.blur(flat_dark_mask(ref if ref is not None else x).astype(np.float32), (size, size))
     dark = np.unravel_index(int(np.argmax(dens)), dens.shape)
-    return [clamp(int(bright[0]), int(bright[1])), clamp(int(dark[0]), int(dark[1]))]
+    tone = cv2.blur(np.ascontiguousarray((ref if ref is not None else x) @ _LUMA), (5, 5))
+    blacks = cv2.blur((tone <= np.percentile(tone, 3)).astype(np.float32), (size // 2, size // 2))
+    black = np.unravel_index(int(np.argmax(blacks)), blacks.shape)
+    return [clamp(int(c[0]), int(c[1])) for c in (bright, dark, black)]
 
 
 def crop_sheet(rows: list[dict[str, np.ndarray]], columns: Sequence[str], size: int = 128) -> np.ndarray:
-    """100 % crops (no resampling): two rows per pair, the input's brightest spot and its flattest dark area.
+    """100 % crops (no resampling): three rows per pair.
 
-    Every column side by side; (H, W, 3) float32.
+    The input's brightest spot, its flattest dark area and the reference's blackest object; every column side by
+    side; (H, W, 3) float32.
     """
     cut: list[dict[str, np.ndarray]] = []
     for r in rows:

@@ -33,6 +33,12 @@ def evaluate(
     max_side: Annotated[
         int, typer.Option(help="Downscale pairs so the long side is at most this (0 = full size).")
     ] = 0,
+    split: Annotated[
+        str, typer.Option(help="all | val | train: 'val' scores only the pairs the training recipes hold out "
+                               "(--val-fraction of the scene groups in the data root's manifest.csv, e.g. "
+                               "lol_pairs' scene_group; by file name when there is no manifest).")
+    ] = "all",
+    val_fraction: Annotated[float, typer.Option(help="Held-out share for --split (the recipes use 0.15).")] = 0.15,
     sheet_rows: Annotated[int, typer.Option(help="Pairs shown in the contact sheet.")] = 6,
     baselines: Annotated[bool, typer.Option(help="Also score identity, global gamma and CLAHE.")] = True,
     video: Annotated[
@@ -65,11 +71,24 @@ def evaluate(
     from lle.pipeline import Enhancer
 
     low_dir, ref_dir = pairs
+    if split not in ("all", "val", "train"):
+        raise InputError(f"--split {split!r} is not one of all, val, train", hint="--split val scores held-out pairs")
+    if not 0.0 < val_fraction < 1.0:
+        raise InputError(f"--val-fraction {val_fraction} must be between 0 and 1", hint="the recipes use 0.15")
     w = default_weights(preset, weights)
-    rep = load_pairs(low_dir, ref_dir, max_side=max_side or None)
+    names = None
+    if split != "all":
+        from lle.data.datasets import split_names
+        from lle.io.image import find_images
+
+        root = low_dir.resolve().parent
+        train_n, val_n = split_names(sorted(p.name for p in find_images(low_dir)), val_fraction, root=root,
+                                     group_column="scene_group")  # fmt: skip
+        names = val_n if split == "val" else train_n
+    rep = load_pairs(low_dir, ref_dir, names=names, max_side=max_side or None)
     if not rep.pairs:
         raise DataError(f"no usable pairs in {low_dir} / {ref_dir}", hint="; ".join(rep.problems[:3]) or None)
-    dataset = name or low_dir.resolve().parent.name
+    dataset = name or low_dir.resolve().parent.name + ("" if split == "all" else f"_{split}")
     with TorchBackend(w) as backend:
         enh = Enhancer(backend.infer, backend.input_spec.size_multiple)
         methods = {"lle": lambda x: from_nchw(enh(to_nchw(x)))}
@@ -84,10 +103,12 @@ def evaluate(
     paths = write_report(report, out, contact_sheet(kept, cols) if kept else None,
                          crop_sheet(kept, cols) if kept else None)  # fmt: skip
     table = Table("method", "PSNR", "GT-mean PSNR", "SSIM", "brightness err", "chroma ratio", "a*b* err",
-                  "noise (ref)", "clipped", "inverted", title=f"{dataset}: {report.n} pairs")  # fmt: skip
+                  "noise (ref)", "black (ref)", "contrast", "clipped", "inverted",
+                  title=f"{dataset}: {report.n} pairs")  # fmt: skip
     for m in report.methods:
         table.add_row(m.name, f"{m.psnr:.2f}", f"{m.psnr_gt_mean:.2f}", f"{m.ssim:.3f}", f"{m.brightness_error:+.3f}",
                       f"{m.chroma_ratio:.2f}", f"{m.ab_error:.1f}", f"{m.noise:.1f} ({m.ref_noise:.1f})",
+                      f"{m.black:.1f} ({m.ref_black:.1f})", f"{m.contrast_ratio:.2f}",
                       f"{100 * m.clipped:.2f}%", f"{100 * m.inverted:.2f}%")  # fmt: skip
     out_console.print(table)
     if problems := rep.problems:

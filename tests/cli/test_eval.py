@@ -132,3 +132,25 @@ def test_eval_video_missing(tmp_path, tiny_weights) -> None:
         app, ["eval", "--video", str(tmp_path / "nope.mp4"), "--weights", str(tiny_weights["realtime"])]
     )
     assert res.exit_code == 1 and "video not found" in res.output
+
+
+def test_eval_split_val_scores_only_held_out_scene_groups(tmp_path, tiny_weights) -> None:
+    low, ref = _pairs(tmp_path / "set", n=6)
+    # pairs 0-2 share scene g0 (held out at 15 %), 3-5 share g1 (kept for training)
+    (tmp_path / "set" / "manifest.csv").write_text(
+        "name,scene_group\n" + "".join(f"{i}.png,{'g0' if i < 3 else 'g1'}\n" for i in range(6))
+    )
+    out = tmp_path / "out"
+    base = ["eval", "--pairs", str(low), str(ref), "--weights", str(tiny_weights["quality"]), "-o", str(out),
+            "--no-baselines"]  # fmt: skip
+    res = runner.invoke(app, [*base, "--split", "val"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "set_val.json").read_text())
+    assert sorted(r["image"] for r in rep["methods"][0]["per_image"]) == ["0.png", "1.png", "2.png"]
+    m = rep["methods"][0]
+    assert 0 <= m["black"] <= 255 and 0 <= m["ref_black"] <= 255 and m["contrast_ratio"] > 0
+    res = runner.invoke(app, [*base, "--split", "train"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "set_train.json").read_text())["n"] == 3
+    res = runner.invoke(app, [*base, "--split", "test"])
+    assert res.exit_code == 1 and "--split 'test' is not one of all, val, train" in res.output

@@ -65,6 +65,29 @@ def test_clipped_and_inverted_highlights() -> None:
 def test_picture_metrics_keys() -> None:
     x = _scene() * 0.3
     unpaired = picture_metrics(x * 2, x)
-    assert set(unpaired) == {"noise", "clipped", "inverted", "mean_luma"}
+    assert set(unpaired) == {"noise", "clipped", "inverted", "mean_luma", "black", "contrast"}
     paired = picture_metrics(x * 2, x, _scene())
-    assert {"chroma_ratio", "ab_error", "ref_noise"} <= set(paired)
+    assert {"chroma_ratio", "ab_error", "ref_noise", "ref_black", "contrast_ratio"} <= set(paired)
+
+
+def test_black_level_sees_lifted_blacks_not_grain() -> None:
+    from lle.eval_metrics import black_level
+
+    img = np.full((64, 64, 3), 0.5, np.float32)
+    img[:16, :16] = 0.02  # a black object
+    lifted = 0.15 + 0.85 * img
+    assert black_level(img) < 8 and black_level(lifted) > 35
+    grain = np.clip(img + np.random.default_rng(0).normal(0, 0.02, img.shape), 0, 1).astype(np.float32)
+    assert abs(black_level(grain) - black_level(img)) < 4  # the blur keeps single noisy pixels out of it
+
+
+def test_local_contrast_ratio_sees_flat_output() -> None:
+    from lle.eval_metrics import picture_metrics
+
+    r = np.random.default_rng(1)
+    ref = r.uniform(0.1, 0.9, (8, 8, 1)).repeat(8, 0).repeat(8, 1).repeat(3, 2).astype(np.float32)
+    flat = 0.3 + 0.4 * ref
+    m = picture_metrics(flat, ref * 0.2, ref)
+    assert m["contrast_ratio"] == pytest.approx(0.4, abs=0.02)
+    assert picture_metrics(ref, ref * 0.2, ref)["contrast_ratio"] == pytest.approx(1.0)
+    assert m["black"] > m["ref_black"]
