@@ -3,10 +3,12 @@
     python benchmarks/eval_quality.py --quality lle/weights/quality.safetensors \
         --quality-before runs/old_quality.safetensors --realtime lle/weights/realtime.safetensors --data ../shared/data
 
-Validation splits are exactly the ones training held out (training/configs/quality.yaml: SICE split by scene_group,
+Validation splits are exactly the ones training held out (training/configs/quality.yaml: SICE and the real noisy LOL
+pairs split by scene_group (LOL at its native 600x400),
 synthetic pairs from held-out clean photos through the simple recipe and through the camera model, all 17 FiveK
 pairs). Per method: PSNR, GT-mean PSNR, SSIM, brightness error and the picture faults of lle.eval_metrics (chroma
-ratio, a*b* error, grain in the reference's flat dark areas, newly clipped and inverted highlights). Unpaired real
+ratio, a*b* error, grain in the reference's flat dark areas, black level against the reference's, local-contrast
+ratio, newly clipped and inverted highlights). Unpaired real
 low-light photos get mean luma, grain, clipped and inverted highlights. A "moderate" set (held-out clean photos
 exposed down to mean lumas of 0.20, 0.25 and 0.30, around a lit night street) checks that exposure follows the
 scene. Contact sheets and 100 % crops go to benchmarks/results/quality_sheets/.
@@ -79,7 +81,8 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     d = a.data
     cfg = load_config(TrainConfig, Path("training/configs/quality.yaml"), [
-        f"data.pairs=[{d / 'sice_pairs'}]", f"data.val_pairs=[{d / 'fivek_pairs'}]", f"data.clean=[{d / 'clean'}]",
+        f"data.pairs=[{d / 'sice_pairs'}, {d / 'lol_pairs'}]", f"data.val_pairs=[{d / 'fivek_pairs'}]",
+        f"data.clean=[{d / 'clean'}]",
     ])  # fmt: skip
     data = build_data(cfg.data, cfg.seed)
     models = {a.label: _enhancer(a.quality)}
@@ -144,7 +147,9 @@ def main() -> None:
         "output minus reference.",
         "- picture faults (lle.eval_metrics): chroma ratio = mean a*b* chroma of the output over the reference's "
         "(target 0.9-1.1); a*b* err = mean a*b* distance; noise = grain (std of the luma high-pass, 8-bit levels) "
-        "in the reference's flat dark areas, with the reference's own grain there in brackets; clipped = newly "
+        "in the reference's flat dark areas, with the reference's own grain there in brackets; black = darkest 1 % of "
+        "the output's luma (8-bit levels, 2 px blur), the reference's in brackets (higher = lifted, milky blacks); "
+        "contrast = local contrast (mean 15x15 std of luma) over the reference's (< 1 flat); clipped = newly "
         "blown pixels; inverted = bright input pixels that come out darker.",
         "- baselines: identity (the dark input), gamma (global gamma mapping mean luma to 0.45), "
         "CLAHE (OpenCV, L channel).",
@@ -154,14 +159,15 @@ def main() -> None:
         lines += [
             f"## {name} ({rep.n} pairs)",
             "",
-            "| method | PSNR | GT-mean PSNR | SSIM | brightness err | chroma ratio | a*b* err | noise (ref) | clipped "
-            "| inverted |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| method | PSNR | GT-mean PSNR | SSIM | brightness err | chroma ratio | a*b* err | noise (ref) "
+            "| black (ref) | contrast | clipped | inverted |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for m in rep.methods:
             lines.append(
                 f"| {m.name} | {m.psnr:.2f} | {m.psnr_gt_mean:.2f} | {m.ssim:.3f} | {m.brightness_error:+.3f} | "
                 f"{m.chroma_ratio:.2f} | {m.ab_error:.1f} | {m.noise:.2f} ({m.ref_noise:.2f}) | "
+                f"{m.black:.1f} ({m.ref_black:.1f}) | {m.contrast_ratio:.2f} | "
                 f"{100 * m.clipped:.2f}% | {100 * m.inverted:.2f}% |"
             )
         best_base = max(m.psnr for m in rep.methods if m.name in BASELINES)
@@ -169,7 +175,8 @@ def main() -> None:
             got = next(m.psnr for m in rep.methods if m.name == p)
             lines.append(f"\n{p}: {got - best_base:+.2f} dB vs the best baseline")
         lines += ["", f"![{name}](quality_sheets/{name}_sheet.jpg)", "",
-                  f"100 % crops (brightest spot, flattest dark area): ![{name} crops](quality_sheets/{name}_crops.jpg)",
+                  f"100 % crops (brightest spot, flattest dark area, blackest object): "
+                  f"![{name} crops](quality_sheets/{name}_crops.jpg)",
                   ""]  # fmt: skip
     lines += [
         "## Scene-adaptive exposure",
