@@ -9,11 +9,12 @@ import logging
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "create_model", "load_backend", "load_model"]
+__all__ = ["ImageEnhancer", "__version__", "create_model", "load_backend", "load_model"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
+    "ImageEnhancer": "lle.api",
     "create_model": "lle.models.registry",
     "load_model": "lle.models.checkpoint",
     "load_backend": "lle.backends.registry",
