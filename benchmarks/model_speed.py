@@ -35,7 +35,16 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_arch import Graph, add_runtimes, count_gmacs, export_graph, header, parse_hw, table  # noqa: E402
+from quality_arch import (  # noqa: E402
+    Graph,
+    add_runtimes,
+    count_gmacs,
+    export_graph,
+    header,
+    parse_hw,
+    table,
+    write_report,
+)
 from twins import ZeroDCEppTwin, count_params  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,10 +134,7 @@ def main() -> None:
         "",
         *table(graphs, labels, TWIN, size_col=True),
     ]
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"wrote {a.out}", file=sys.stderr)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

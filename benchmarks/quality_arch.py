@@ -256,6 +256,14 @@ def table(graphs: Sequence[Graph], labels: Sequence[str], baseline: str, *, size
 
 
 # ------------------------------------------------------------------------------------------------------------ main
+def write_report(out: Path, lines: list[str]) -> None:
+    """Write the markdown ``lines`` to ``out`` (creating its folder) and echo them."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iters", type=int, default=10, help="timed calls per (model, runtime)")
@@ -303,10 +311,7 @@ def main() -> None:
         "",
         *table(graphs, labels, BASELINE),
     ]
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    print(f"wrote {a.out}", file=sys.stderr)
+    write_report(a.out, lines)
 
 
 if __name__ == "__main__":

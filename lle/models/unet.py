@@ -140,5 +140,5 @@ class QualityUNet(nn.Module):
 @register_model("quality")
 def quality(width: int = 16, depth: int = 4, exposure_cap: list[float] | None = None,
             highlight_knee: float | None = None) -> QualityUNet:  # fmt: skip
-    """Quality preset (about 1.9 M parameters at width 16, depth 4)."""
+    """Quality preset (about 2.8 M parameters at width 16, depth 4)."""
     return QualityUNet(width=width, depth=depth, exposure_cap=exposure_cap, highlight_knee=highlight_knee)
