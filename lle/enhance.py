@@ -39,9 +39,11 @@ MODEL_BYTES_PER_PX_PER_WIDTH = 40
 about 560 bytes per pixel for the quality preset, width 16, at 512 and 1024 px tiles; rounded up)."""
 
 DEFAULT_BUDGET_FRACTION = 0.5
-DEFAULT_BUDGET_CAP = 3 << 29
-"""``--max-memory`` default: half the memory available (MemAvailable, or the process limit if lower), at most
-1.5 GiB, which an edge board with 4 GB has free; larger images than that fits ask for ``--max-memory``."""
+DEFAULT_BUDGET_CAP = 1 << 30
+"""``--max-memory`` default: half the memory the process can still take (MemAvailable, or the room left under its
+address-space/data limit if lower), at most 1 GiB. The budget is what enhancing one image adds to the process, so
+``lle enhance`` (0.3-0.5 GB with torch and the model) peaks under 1.6 GB, which an edge board with 4 GB has free;
+larger images than that fits ask for ``--max-memory``."""
 
 GB = 1 << 30
 
@@ -55,7 +57,7 @@ class EnhanceResult:
 
 @dataclass(frozen=True, slots=True)
 class MemoryPlan:
-    """How one image is enhanced within a budget: tile side (px) and the expected peak of the process (bytes)."""
+    """How one image is enhanced within a budget: tile side (px) and the memory it adds at its peak (bytes)."""
 
     tile: int
     peak: int
@@ -93,35 +95,52 @@ def _rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def default_memory_budget() -> int:
-    """Peak memory ``lle enhance`` allows itself by default: half of what is available, at most 1.5 GiB.
+def _mapped() -> tuple[int, int]:
+    """(address space, data segment) this process has mapped, in bytes: what ``RLIMIT_AS``/``RLIMIT_DATA`` count.
 
-    Available is free RAM (MemAvailable) plus what this process already holds, or the process's address-space/data
-    limit when that is lower.
+    Falls back to the resident size where ``/proc/self/status`` is missing.
     """
-    avail = _available_memory() + _rss()
-    for lim in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+    sizes: dict[str, int] = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmSize", "VmData"):
+                sizes[key] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = _rss() if len(sizes) < 2 else 0
+    return sizes.get("VmSize", rss), sizes.get("VmData", rss)
+
+
+def default_memory_budget() -> int:
+    """Memory ``lle enhance`` lets one image add by default: half of what the process can still take, at most 1 GiB.
+
+    What it can take is the free RAM (MemAvailable), or, when lower, the room left under the process's
+    address-space/data limit (the limit less what is mapped already). What the process holds already does not count
+    against the budget: a server holding gigabytes still enhances a small photo.
+    """
+    room = _available_memory()
+    for lim, used in zip((resource.RLIMIT_AS, resource.RLIMIT_DATA), _mapped(), strict=True):
         soft = resource.getrlimit(lim)[0]
         if soft != resource.RLIM_INFINITY:
-            avail = min(avail, soft)
-    return min(int(avail * DEFAULT_BUDGET_FRACTION), DEFAULT_BUDGET_CAP)
+            room = min(room, max(0, soft - used))
+    return min(int(room * DEFAULT_BUDGET_FRACTION), DEFAULT_BUDGET_CAP)
 
 
 def plan_memory(
     h: int, w: int, *, budget: int, tile: int, size_multiple: int, model_bytes_per_px: int, in_bytes: int = 1,
-    out_planes: int = 3, out_bytes: int = 1, alpha: bool = False, file_bytes: int = 0, base: int | None = None,
+    out_planes: int = 3, out_bytes: int = 1, alpha: bool = False, file_bytes: int = 0, base: int = 0,
 ) -> MemoryPlan:  # fmt: skip
     """The largest tile (<= ``tile``, a multiple of ``size_multiple``, >= :data:`MIN_TILE`) whose peak fits ``budget``.
 
-    The peak is what the process holds already (``base``, default its resident size now) plus the largest of three
-    phases: decoding (the file's bytes and the decoded planes, twice when there is alpha), enhancing (decoded input,
-    output planes, one band of float32 rows and one tile through the model) and encoding (output planes and their
-    encoding).
+    The peak is the memory enhancing the image adds: the largest of three phases, decoding (the file's bytes and the
+    decoded planes, twice when there is alpha), enhancing (decoded input, output planes, one band of float32 rows and
+    one tile through the model) and encoding (output planes and their encoding); plus ``base``, anything else the
+    caller counts against the same budget (default nothing: what the process holds already is not counted).
 
     Raises:
         InputError: even the smallest tile does not fit; the message names the size and the budget it needs.
     """
-    base = _rss() if base is None else base
     px = h * w
     decoded = px * (3 + alpha) * in_bytes
     output = px * out_planes * out_bytes
@@ -235,8 +254,9 @@ def enhance_file(src: Path, dst: Path, enhancer: Enhancer, *, max_memory: int | 
 
     16-bit PNG/TIFF inputs stay 16-bit (when ``dst`` keeps the suffix), greyscale stays greyscale and alpha is kept.
     Memory: the decoded image and the output are held as stored (8/16-bit); float32 exists for one band of tiles at
-    a time, tiles shrinking so the whole process stays under ``max_memory`` bytes (default:
-    :func:`default_memory_budget`). The result equals the whole-image :class:`Enhancer` with those tiles.
+    a time, tiles shrinking so that what this image adds to the process stays under ``max_memory`` bytes (default:
+    :func:`default_memory_budget`; what the process holds already is not counted). The result equals the
+    whole-image :class:`Enhancer` with those tiles.
 
     Raises:
         InputError: ``src`` is not a readable image, does not fit the memory budget, or ``dst`` cannot be written.
@@ -267,7 +287,7 @@ def enhance_file(src: Path, dst: Path, enhancer: Enhancer, *, max_memory: int | 
     planes = 4 if keep_alpha else 1 if layers[3] else 3
     out_dtype = np.dtype(np.uint16 if out_depth == 16 else np.uint8)
     mp = plan(h, w, layers[0].itemsize, planes, out_dtype.itemsize, layers[2] is not None)
-    log.debug("%s: %dx%d in tiles of %d px, expected peak %.2f GB", src, w, h, mp.tile, mp.peak / GB)
+    log.debug("%s: %dx%d in tiles of %d px, expected to add %.2f GB at its peak", src, w, h, mp.tile, mp.peak / GB)
     out = _enhance_layers(layers, enhancer, mp.tile, out_dtype, keep_alpha)
     del layers  # the decoded input goes before the encoded output is made
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in {".jpg", ".jpeg"} else []

@@ -7,6 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lle._lazy import quiet_openvino_telemetry
+
+# before any test module imports openvino or nncf directly: their usage telemetry forks a sender per event, which
+# offline can outlive the session and keep `python -m pytest` from exiting
+quiet_openvino_telemetry()
+
 PRESETS = ("quality", "realtime")
 # the tiny quality model carries the shipped card's exposure cap and highlight roll-off, so every graph test covers them
 TINY_ARCH = {

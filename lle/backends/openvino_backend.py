@@ -155,8 +155,7 @@ class OpenVinoBackend(Backend):
         """
         self.check_loaded()
         assert self._compiled is not None
-        import openvino as ov
-
+        ov = require("openvino", extra=self.extra)
         n = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         if n == 1:
             yield from super().infer_iter(batches)
@@ -178,8 +177,7 @@ class OpenVinoBackend(Backend):
             nxt += 1
 
     def describe(self) -> BackendInfo:
-        import openvino
-
+        openvino = require("openvino", extra=self.extra)
         extra: dict[str, Any] = {"ov_device": self._ov_device}
         if self._compiled is not None:
             prec = self._compiled.get_property("INFERENCE_PRECISION_HINT")

@@ -40,9 +40,9 @@ def enhance(
     ] = 0,
     max_memory: Annotated[
         str | None,
-        typer.Option(help="Peak memory allowed, e.g. 1.5G or 800M: large images are enhanced in smaller tiles, "
-                     "band by band, to stay under it; an image that cannot fit is skipped with the size it needs. "
-                     "Default: half the available memory.", show_default=False),
+        typer.Option(help="Memory one image may add to the process, e.g. 1.5G or 800M: large images are enhanced "
+                     "in smaller tiles, band by band, to stay under it; an image that cannot fit is skipped with the "
+                     "size it needs. Default: half the available memory, at most 1G.", show_default=False),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     threads: Annotated[

@@ -68,16 +68,50 @@ def test_large_image_is_streamed_in_bands_under_the_budget(tmp_path: Path, tiny_
     """A 1600 x 1200 photo under a budget that forces small tiles: written, same as whole-image tiles of that size."""
     src = tmp_path / "big.png"
     cv2.imwrite(str(src), cv2.resize(dark_u8(60, 80), (1600, 1200), interpolation=cv2.INTER_CUBIC))
-    from lle.enhance import _rss
+    from lle.enhance import plan_memory
 
-    warm = tmp_path / "warm.png"  # load everything the command loads (torch, the model) before measuring the process
-    cv2.imwrite(str(warm), dark_u8(16, 16))
-    assert invoke("enhance", warm, "-o", tmp_path / "warm_out.png", "--weights", tiny_weights["quality"]).exit_code == 0
-    budget = f"{(_rss() >> 20) + 400}M"  # what this test process holds already, plus room for small tiles only
+    # the budget is what enhancing adds, whatever this test process holds already: room for small tiles only
+    plan = plan_memory(1200, 1600, budget=150 << 20, tile=2048, size_multiple=16, model_bytes_per_px=160)
+    assert plan.tile < 1200
     res = invoke("-v", "enhance", src, "-o", tmp_path / "o.png", "--weights", tiny_weights["quality"],
-                 "--max-memory", budget)  # fmt: skip
+                 "--max-memory", "150M")  # fmt: skip
     assert res.exit_code == 0, res.output
     assert cv2.imread(str(tmp_path / "o.png")).shape == (1200, 1600, 3)
+
+
+def test_a_process_holding_gigabytes_still_enhances_a_small_photo(huge_png: Path, tiny_weights, tmp_path: Path) -> None:
+    """The default budget counts what enhancing adds, not the process: a library caller holding 2 GiB (more than the
+    budget's cap) enhances a 3x2 photo, and a 200 MP image is still refused, before it is decoded."""
+    from lle.enhance import _available_memory
+
+    if _available_memory() < 3 << 30:
+        pytest.skip("needs 3 GiB of free memory for the 2 GiB ballast")
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), dark_u8(2, 3))
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from lle.backends.torch_backend import TorchBackend
+        from lle.enhance import DEFAULT_BUDGET_CAP, _rss, default_memory_budget, enhance_file, make_enhancer
+        from lle.errors import InputError
+
+        ballast = np.ones(2 << 30, np.uint8)  # written: resident, like a server's caches
+        assert _rss() > 2 << 30 > DEFAULT_BUDGET_CAP >= default_memory_budget()
+        with TorchBackend({str(tiny_weights["quality"])!r}) as backend:
+            enhancer = make_enhancer(backend)
+            print("wrote", enhance_file({str(small)!r}, {str(tmp_path / "out.png")!r}, enhancer).name)
+            try:
+                enhance_file({str(huge_png)!r}, {str(tmp_path / "huge_out.png")!r}, enhancer)
+            except InputError as err:
+                print("refused", err)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "wrote out.png" in r.stdout, r.stdout
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (2, 3, 3)
+    refused = [ln for ln in r.stdout.splitlines() if ln.startswith("refused")]
+    assert len(refused) == 1 and "14143x14143" in refused[0] and "memory budget" in refused[0], r.stdout
+    assert not (tmp_path / "huge_out.png").exists()
 
 
 def test_a_folder_of_thousands_of_files(tmp_path: Path, tiny_weights) -> None:
@@ -92,12 +126,8 @@ def test_a_folder_of_thousands_of_files(tmp_path: Path, tiny_weights) -> None:
     (src / ".DS_Store").write_bytes(b"\0" * 10)
     (src / "IMG_00042.png").write_bytes(b"")  # one broken file among them
     out = tmp_path / "out"
-    from lle.enhance import _rss
-
-    # the default budget counts this process's resident size, which the suite's earlier tests can push past its
-    # 1.5 GiB cap; give this test the same headroom above what the process holds as the tiling test above
-    budget = f"{(_rss() >> 20) + 400}M"
-    res = invoke("enhance", src, "-o", out, "--weights", tiny_weights["quality"], "--max-memory", budget)
+    # the default budget: what the suite's earlier tests left in this process does not count against it
+    res = invoke("enhance", src, "-o", out, "--weights", tiny_weights["quality"])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "IMG_00042.png" in res.output and "1 failed" in res.output and "wrote 199 image(s)" in res.output
     written = sorted(p.name for p in out.iterdir())
@@ -263,11 +293,15 @@ def test_video_with_a_corrupt_middle_section(tmp_path: Path, tiny_weights) -> No
 
 
 def test_rlimit_is_part_of_the_default_budget() -> None:
-    from lle.enhance import default_memory_budget
+    """Under an address-space limit the default budget is half the room left under it: the limit less what the
+    process has mapped already."""
+    from lle.enhance import DEFAULT_BUDGET_CAP, default_memory_budget
 
-    assert default_memory_budget() <= 3 << 29
+    assert 0 < default_memory_budget() <= DEFAULT_BUDGET_CAP == 1 << 30
     code = "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30));" \
-           "from lle.enhance import default_memory_budget as b; print(b())"
+           "from lle.enhance import _mapped, default_memory_budget as b; m = _mapped()[0]; print(m, b())"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert int(r.stdout) == 1 << 29
+    mapped, budget = map(int, r.stdout.split())
+    assert 0 < mapped < 1 << 30
+    assert ((1 << 30) - mapped) // 2 - (16 << 20) <= budget <= ((1 << 30) - mapped) // 2 < 1 << 29
