@@ -108,8 +108,9 @@ def ov_runner(path: Path, feeds: dict[str, np.ndarray], *, threads: int, precisi
 
     ``precision``: ``default`` (OpenVINO's choice) or an ``INFERENCE_PRECISION_HINT`` value (``f32``, ``bf16``).
     """
-    import openvino as ov
+    from lle._lazy import require
 
+    ov = require("openvino", extra="openvino")  # through lle: telemetry off
     core = ov.Core()
     model = ov.convert_model(str(path))
     model.reshape({name: list(x.shape) for name, x in feeds.items()})

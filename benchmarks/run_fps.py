@@ -142,10 +142,12 @@ def bare_latencies(models: dict[str, tuple[Path, str, dict[str, Any]]], size: tu
 def versions() -> str:
     import av
     import onnxruntime
-    import openvino
     import torch
 
     from lle import __version__
+    from lle._lazy import require
+
+    openvino = require("openvino", extra="openvino")  # through lle: telemetry off
 
     return (f"lle {__version__}, onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__.split('-')[0]}, "
             f"torch {torch.__version__}, PyAV {av.__version__}, opencv {cv2.__version__}, numpy {np.__version__}, "
