@@ -68,7 +68,9 @@ class TritonBackend(Backend):
 
     For sequence models every frame goes to one sequence; a frame with ``alpha = 0`` (the first, and each scene cut
     the client's smoother detects) restarts it, which resets the server-side state. The ``state`` arrays of
-    :meth:`infer_stateful` are placeholders: the state never leaves the server.
+    :meth:`infer_stateful` are placeholders: the state never leaves the server. :meth:`close` ends the sequence
+    (one last request, a zero frame of the last frame's shape, carrying Triton's sequence-end flag), so the server
+    frees its slot and state at once instead of after the model's idle timeout.
     """
 
     name = "triton"
@@ -92,6 +94,7 @@ class TritonBackend(Backend):
         self._dtype = "FP32"
         self._sequence = False
         self._started = False
+        self._last_shape: tuple[int, ...] = ()
         self._config: dict[str, Any] = {}
         self._server_version = ""
 
@@ -192,16 +195,26 @@ class TritonBackend(Backend):
             return [self._request(batch, None)]
         if STATE_OUT not in outputs:
             # A one-frame sequence per image: the single-image result, leaving no state behind on the server.
-            return [np.concatenate([self._request(batch[i : i + 1], 0.0, start=True, end=True)
-                                    for i in range(batch.shape[0])])]  # fmt: skip
+            out = [np.concatenate([self._request(batch[i : i + 1], 0.0, start=True, end=True)
+                                   for i in range(batch.shape[0])])]  # fmt: skip
+            self._started = False  # that ended this id's sequence on the server: the next frame starts a new one
+            return out
         if batch.shape[0] != 1:
             raise BackendError(f"triton: a sequence model takes one frame per request, got a batch of "
                                f"{batch.shape[0]}", hint="send the frames of one stream one by one")
         alpha = float(feeds[ALPHA][0])
         start = alpha == 0.0 or not self._started
         y = self._request(batch, alpha, start=start)
-        self._started = True
+        self._started, self._last_shape = True, tuple(batch.shape)
         return [y, feeds[STATE]]
+
+    def _end_sequence(self) -> None:
+        """Send the sequence-end request of this stream; a failure (server gone, sequence timed out) is only logged."""
+        dtype = np.uint8 if self._dtype == "UINT8" else np.float32
+        try:
+            self._request(np.zeros(self._last_shape, dtype), 0.0, end=True)
+        except BackendError as err:
+            log.debug("triton: could not end sequence %d: %s", self.sequence_id, err)
 
     def describe(self) -> BackendInfo:
         from lle.host import dist_version
@@ -212,6 +225,9 @@ class TritonBackend(Backend):
         return BackendInfo(self.name, self.precision, f"{self.protocol}://{self.url}", self.model, version, extra)
 
     def close(self) -> None:
+        """End this stream's sequence on the server (sequence models), then close every connection. Idempotent."""
+        if self._client is not None and self._sequence and self._started:
+            self._end_sequence()
         self._client = None
         with self._lock:
             clients, self._clients = self._clients, []

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lle import __version__
-from lle.cli import bench, calib, enhance, export, info, run, train
+from lle.cli import bench, calib, enhance, export, info, run, serve, train
 from lle.cli import eval as eval_cmd
 from lle.cli._common import STATE, err_console
 
@@ -64,7 +64,7 @@ def _quiet_opencv(verbose: bool) -> None:
         os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 
-for _module in (enhance, run, export, calib, bench, train, eval_cmd, info):
+for _module in (enhance, run, export, calib, bench, serve, train, eval_cmd, info):
     _module.register(app)
 
 

@@ -60,7 +60,9 @@ def run(
     smoothing: Annotated[
         float, typer.Option(min=0.0, max=0.99, help="Temporal smoothing of the realtime model (0 = off).")
     ] = 0.85,
-    threads: Annotated[int, typer.Option(help="CPU threads for the runtime (0 = its default).")] = 0,
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for the local runtime (0 = its default; not with --backend triton).")
+    ] = 0,
     encoder_preset: Annotated[
         EncoderPreset, typer.Option(help="x264 speed preset for video output (PyAV): faster = bigger files, more CPU "
                                     "left for the model.")
@@ -102,6 +104,10 @@ def run(
 
     opts: dict[str, Any] = {"threads": threads} if threads else {}
     if backend == "triton":
+        if threads:
+            raise ConfigError("--threads is a local-runtime setting; with --backend triton the server decides its own",
+                              hint="drop --threads; for lle's python models set lle.threads in "
+                              "REPO/<model>/config.pbtxt (or more --triton-instances at export)")  # fmt: skip
         if url is None:
             raise ConfigError("--backend triton needs the server's address", hint="add --url HOST:PORT "
                               "(HTTP, e.g. 127.0.0.1:8000) or --url grpc://HOST:PORT")

@@ -32,7 +32,7 @@ from lle.errors import ConfigError, ExportError, InputError
 
 __all__ = [
     "PLATFORMS", "RUNTIMES", "ArtifactIO", "PlatformSpec", "TritonConfig", "artifact_io", "model_config",
-    "parse_config", "write_model",
+    "parse_config", "repository_models", "write_model",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -325,3 +325,21 @@ def write_model(artifacts: Sequence[Path], repo: Path, cfg: TritonConfig, *, nam
     atomic_write_bytes(folder / "config.pbtxt", text.encode())
     log.info("wrote Triton model %s (%s) to %s", name, cfg.platform, folder)
     return folder
+
+
+def repository_models(repo: Path) -> list[str]:
+    """Names of the models in a Triton model repository (its folders that hold a ``config.pbtxt``), sorted.
+
+    Raises:
+        InputError: ``repo`` is missing, is a model folder rather than a repository, or holds no model.
+    """
+    repo = Path(repo)
+    fix = "write one with: lle export --format triton -o REPO"
+    if not repo.is_dir():
+        raise InputError(f"model repository not found: {repo}", hint=fix)
+    if (repo / "config.pbtxt").is_file():
+        raise InputError(f"{repo} is a model folder, not a model repository", hint=f"pass its parent: {repo.parent}")
+    names = sorted(d.name for d in repo.iterdir() if (d / "config.pbtxt").is_file())
+    if not names:
+        raise InputError(f"no models in {repo} (no <model>/config.pbtxt)", hint=fix)
+    return names

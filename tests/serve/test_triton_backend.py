@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -63,12 +64,14 @@ def test_spec_from_config() -> None:
 @pytest.mark.parametrize(("args", "match"), [
     (["--backend", "triton"], "--backend triton needs the server's address"),
     (["--backend", "onnxruntime", "--url", "127.0.0.1:8000"], "--url is for --backend triton"),
+    (["--backend", "triton", "--url", "127.0.0.1:8000", "--threads", "2"],
+     "--threads is a local-runtime setting; with --backend triton the server decides its own"),
 ])
 def test_cli_run_url_checks(args: list[str], match: str, tmp_path) -> None:
     from lle.cli.app import app
 
     res = CliRunner().invoke(app, ["run", "cam", "--source", str(tmp_path), *args])
-    assert res.exit_code == 1 and match in res.output and "Traceback" not in res.output
+    assert res.exit_code == 1 and match in res.output and "hint: " in res.output and "Traceback" not in res.output
 
 
 @pytest.mark.parametrize(("args", "match"), [
@@ -81,3 +84,83 @@ def test_cli_bench_triton_checks(args: list[str], match: str) -> None:
 
     res = CliRunner().invoke(app, ["bench", *args])
     assert res.exit_code == 1 and match in res.output and "Traceback" not in res.output
+
+
+class _FakeInput:
+    def __init__(self, name: str, shape: list[int], dtype: str) -> None:
+        self.name, self.shape, self.dtype = name, shape, dtype
+
+    def set_data_from_numpy(self, a: np.ndarray) -> None:
+        self.data = a
+
+
+class _FakeClient:
+    """Records every infer() call; the module (InferInput, ...) and the client in one."""
+
+    InferInput = _FakeInput
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[dict] = []
+        self.fail = fail
+
+    @staticmethod
+    def InferRequestedOutput(name: str) -> str:  # noqa: N802  (tritonclient's name)
+        return name
+
+    def infer(self, model: str, inputs: list[_FakeInput], **kw: object) -> object:
+        self.calls.append({"inputs": {i.name: i.data for i in inputs}, **kw})
+        if self.fail:
+            raise OSError("connection refused")
+        frame = inputs[0].data
+        return type("Result", (), {"as_numpy": staticmethod(lambda name: frame)})()
+
+    def close(self) -> None:
+        pass
+
+
+def _fake_loaded(client: _FakeClient) -> TritonBackend:
+    from lle.backends.base import TensorSpec
+
+    b = TritonBackend("rt", url="127.0.0.1:1", sequence_id=77)
+    b._client = b._mod = client
+    b._local.client = client
+    b._clients = [client]
+    b._spec, b._dtype, b._sequence = TensorSpec.for_frames(size_multiple=1, state_shape=(2, 4, 4)), "UINT8", True
+    return b
+
+
+def test_close_ends_the_sequence() -> None:
+    client = _FakeClient()
+    b = _fake_loaded(client)
+    frame = np.full((1, 6, 10, 3), 9, np.uint8)
+    for alpha in (0.0, 0.85, 0.85):
+        b.infer_stateful(frame, b.zero_state(1), alpha)
+    assert [(c["sequence_start"], c["sequence_end"]) for c in client.calls] == [(True, False)] + [(False, False)] * 2
+    b.close()
+    b.close()  # idempotent: one end request only
+    last = client.calls[-1]
+    assert len(client.calls) == 4 and last["sequence_id"] == 77
+    assert (last["sequence_start"], last["sequence_end"]) == (False, True)
+    assert last["inputs"]["input"].shape == frame.shape and last["inputs"]["input"].dtype == np.uint8
+
+
+def test_close_without_a_stream_or_with_a_dead_server_sends_nothing_or_stays_quiet() -> None:
+    idle = _FakeClient()
+    _fake_loaded(idle).close()  # no frame sent: no sequence to end
+    assert idle.calls == []
+    dead = _FakeClient()
+    b = _fake_loaded(dead)
+    b.infer_stateful(np.zeros((1, 4, 4, 3), np.uint8), b.zero_state(1), 0.0)
+    dead.fail = True
+    b.close()  # the end request fails: logged, not raised
+    assert dead.calls[-1]["sequence_end"] is True and b._client is None
+
+
+def test_single_images_leave_the_next_frame_starting_a_sequence() -> None:
+    client = _FakeClient()
+    b = _fake_loaded(client)
+    frame = np.zeros((1, 4, 4, 3), np.uint8)
+    b.infer_stateful(frame, b.zero_state(1), 0.0)
+    b.infer(frame)  # a one-frame sequence (start + end) on the same id ends the stream's sequence on the server
+    b.infer_stateful(frame, b.zero_state(1), 0.85)
+    assert client.calls[-1]["sequence_start"] is True

@@ -4,7 +4,6 @@ sequence id. The server runs in the environment named by $LLE_TRITON_PYTHON (def
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 
 from lle.backends.registry import load_backend
 from lle.backends.triton_backend import TritonBackend
+from lle.serve.server import TritonServer
 
 pytestmark = pytest.mark.triton
 pytest.importorskip("tritonclient.http")
@@ -23,18 +23,10 @@ pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def server(serve_onnx: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from lle.errors import LLEError
+def server(serve_onnx: dict[str, Path], bundled_triton: None,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:  # fmt: skip
     from lle.serve.repository import TritonConfig, write_model
-    from lle.serve.server import TritonServer, bundled_server_dir, server_env
 
-    try:
-        bundled_server_dir()
-        server_env()
-    except LLEError as err:
-        if os.environ.get("LLE_REQUIRE_TRITON"):
-            raise
-        pytest.skip(f"no usable Triton server here: {err} ({err.hint})")
     repo = tmp_path_factory.mktemp("repo")
     for preset in ("realtime", "quality"):
         write_model([serve_onnx[preset]], repo, TritonConfig(threads=1))
@@ -84,6 +76,34 @@ def test_sequence_state_is_kept_per_sequence_id(server, serve_onnx: dict[str, Pa
         assert not np.array_equal(want["a"][3], single)  # smoothing did change the result
         # A scene cut (alpha 0) restarts the sequence: the server's state is reset, giving the single-image result.
         np.testing.assert_array_equal(a.infer_stateful(frames[3], placeholder, 0.0)[0], single)
+
+
+def _continue_sequence(url: str, sequence_id: int, frame: np.ndarray) -> None:
+    """One frame to ``realtime_python`` in sequence ``sequence_id`` without the start flag (tritonclient directly)."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url)
+    inputs = [httpclient.InferInput("input", list(frame.shape), "UINT8"), httpclient.InferInput("alpha", [1], "FP32")]
+    inputs[0].set_data_from_numpy(frame)
+    inputs[1].set_data_from_numpy(np.array([0.85], np.float32))
+    try:
+        client.infer("realtime_python", inputs, sequence_id=sequence_id, sequence_start=False)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_close_ends_the_sequence_on_the_server(server, protocol: str) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    frame, seq = _frames(1)[0], 31 if protocol == "http" else 32
+    url = server.http_url if protocol == "http" else f"grpc://{server.grpc_url}"
+    with TritonBackend("realtime_python", url=url, sequence_id=seq) as b:
+        b.infer_stateful(frame, b.zero_state(1), 0.0)
+        _continue_sequence(server.http_url, seq, frame)  # the sequence is live: a frame without the start flag is ok
+    # close() sent the sequence end: the server has dropped the sequence (not after the 60 s idle timeout).
+    with pytest.raises(InferenceServerException, match="START"):
+        _continue_sequence(server.http_url, seq, frame)
 
 
 def test_lle_run_against_the_server(server, serve_onnx: dict[str, Path], tmp_path: Path) -> None:
