@@ -65,6 +65,9 @@ class CalibrationConfig:
     on came out up to about 5 dB below the probe images for the quality preset."""
     max_float: float = 0.5
     """At most this fraction of the convolutions stays float."""
+    give_up_db: float = 6.0
+    """OpenVINO INT8: fail before NNCF runs when the mixed-precision search's best probe PSNR is more than this many
+    dB under ``min_psnr`` (NNCF lands within a few dB of the search, either side); ``inf`` never gives up early."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,8 @@ class ExportConfig:
         if not 0.0 <= self.calibration.max_float <= 1.0 or self.calibration.probe < 1:
             raise ConfigError(f"calibration.max_float must be in [0, 1] and probe >= 1, got "
                               f"{self.calibration.max_float}, {self.calibration.probe}")
+        if not self.calibration.give_up_db >= 0.0:
+            raise ConfigError(f"calibration.give_up_db must be >= 0 (inf: never), got {self.calibration.give_up_db}")
         if self.calibration.n < 1 or self.calibration.holdout < 0:
             raise ConfigError(f"calibration.n must be >= 1 and holdout >= 0, got {self.calibration.n}, "
                               f"{self.calibration.holdout}")

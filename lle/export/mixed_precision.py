@@ -19,10 +19,16 @@ crop's PSNR tracks the whole image's; the export's own parity check, on whole he
 
 The plan is cached beside the ONNX (``model.int8.plan.json``, keyed by the ONNX graph's digest and every setting it
 depends on) so the ONNX Q/DQ and OpenVINO INT8 exports of one model share it.
+
+The plan is made in onnxruntime's Q/DQ arithmetic; another runtime (NNCF's quantizers on OpenVINO's CPU kernels, which
+differ by instruction set) can land a few dB away from it. A runtime that misses the target with the plan's float set
+grows it in the plan's sensitivity order (:func:`float_order`, :func:`float_sizes`), measuring the sensitivity first
+(:func:`with_sensitivity`) when the search never needed to.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -42,7 +48,19 @@ if TYPE_CHECKING:
     from lle.export.calibration import CalibrationSet
     from lle.export.config import ExportConfig
 
-__all__ = ["MixedPlan", "PLAN_NAME", "centre_crop", "graph_digest", "mixed_plan", "probe_images", "search_plan"]
+__all__ = [
+    "MixedPlan",
+    "PLAN_NAME",
+    "centre_crop",
+    "float_order",
+    "float_sizes",
+    "graph_digest",
+    "max_float_convs",
+    "mixed_plan",
+    "probe_images",
+    "search_plan",
+    "with_sensitivity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -105,64 +123,161 @@ def mixed_plan(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSe
     src = Path(src)
     cache = Path(out_dir) / PLAN_NAME
     key = _key(src, cfg, calib)
-    if cache.is_file():
-        try:
-            saved = json.loads(cache.read_text())
-            if saved.get("key") == key:
-                plan = saved["plan"]
-                return MixedPlan(**{**plan, "float_layers": tuple(plan["float_layers"])})
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring unreadable mixed-precision plan %s", cache)
+    plan = _cached(cache, key)
+    if plan is not None:
+        return plan
     if ranges is None:
         ranges = calibrate_ranges(src, calib, method=cfg.calibration.method)
     plan = search_plan(src, cfg, calib, ranges)
+    _store(cache, key, plan)
+    return plan
+
+
+def with_sensitivity(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSet, plan: MixedPlan
+                     ) -> MixedPlan:
+    """``plan`` with :attr:`MixedPlan.sensitivity` filled in (measured now when the search never needed it).
+
+    The measured table goes into the cached plan in ``out_dir`` so that the next export reads it.
+    """
+    if plan.sensitivity or not plan.n_convs:
+        return plan
+    src = Path(src)
+    ranges = calibrate_ranges(src, calib, method=cfg.calibration.method)
+    with _Trials(src, cfg, calib, ranges) as trials:
+        plan = dataclasses.replace(plan, sensitivity=trials.sensitivity())
+    cache, key = Path(out_dir) / PLAN_NAME, _key(src, cfg, calib)
+    if _cached(cache, key) is not None:  # only a plan made for these settings is updated
+        _store(cache, key, plan)
+    return plan
+
+
+def max_float_convs(cfg: ExportConfig, n_convs: int) -> int:
+    """The most convolutions a plan may keep float: ``calibration.max_float`` of them, rounded down.
+
+    Example:
+        >>> from lle.export.config import ExportConfig
+        >>> max_float_convs(ExportConfig(), 28)
+        14
+    """
+    return math.floor(cfg.calibration.max_float * n_convs)
+
+
+def float_order(plan: MixedPlan) -> tuple[str, ...]:
+    """Every convolution in the order to keep them float: the plan's own first, then the rest, most sensitive first.
+
+    Needs :attr:`MixedPlan.sensitivity` for more than the plan's float layers (see :func:`with_sensitivity`).
+
+    Example:
+        >>> plan = MixedPlan(("b",), 3, 30.0, 40.0, 38.0, 40.0, {"a": 45.0, "b": 31.0, "c": 42.0})
+        >>> float_order(plan)
+        ('b', 'c', 'a')
+    """
+    rest = sorted((n for n in plan.sensitivity if n not in plan.float_layers), key=lambda n: plan.sensitivity[n])
+    return (*plan.float_layers, *rest)
+
+
+def float_sizes(first: int, most: int, attempts: int) -> list[int]:
+    """How many convolutions each of up to ``attempts`` tries keeps float: ``first``, then geometrically more.
+
+    The added count grows geometrically and the last try keeps ``most`` float (0 of 14 at first: 0, 2, 6, 14).
+
+    Example:
+        >>> float_sizes(0, 14, 4), float_sizes(13, 14, 4), float_sizes(6, 14, 4), float_sizes(3, 3, 4)
+        ([0, 2, 6, 14], [13, 14], [6, 8, 10, 14], [3])
+    """
+    sizes = [first]
+    span = most - first
+    for i in range(1, attempts):
+        k = min(most, first + max(1, round(span ** (i / (attempts - 1))))) if span > 0 else first
+        if k > sizes[-1]:
+            sizes.append(k)
+    return sizes
+
+
+def _cached(cache: Path, key: dict[str, Any]) -> MixedPlan | None:
+    if not cache.is_file():
+        return None
+    try:
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            plan = saved["plan"]
+            return MixedPlan(**{**plan, "float_layers": tuple(plan["float_layers"])})
+    except (ValueError, KeyError, TypeError):
+        log.warning("ignoring unreadable mixed-precision plan %s", cache)
+    return None
+
+
+def _store(cache: Path, key: dict[str, Any], plan: MixedPlan) -> None:
     body = {"key": key, "plan": asdict(plan)}
     atomic_write_bytes(cache, (json.dumps(body, indent=2, default=float) + "\n").encode())
-    return plan
+
+
+class _Trials:
+    """Q/DQ trial graphs of ``src`` scored on the probe images (centre crops) against the FP32 graph.
+
+    A context manager: the trial graph lives in a temporary folder that goes away on exit.
+    """
+
+    def __init__(self, src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any) -> None:
+        onnx = require("onnx", extra="onnx")
+        from lle.export.runners import run_onnx
+
+        self.src, self.ranges = Path(src), ranges
+        self.convs = conv_names(onnx.load(str(src), load_external_data=False))
+        self.probe = [centre_crop(x, calib.multiple) for x in probe_images(calib, cfg.calibration.probe)]
+        self.want = run_onnx(src, self.probe)
+        self._tmp = tempfile.TemporaryDirectory(prefix="lle-mixed-")
+
+    def __enter__(self) -> _Trials:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def score(self, **which: Any) -> tuple[float, float]:
+        """(pooled, worst single-image) probe PSNR in dB of the Q/DQ graph :func:`write_qdq` makes with ``which``."""
+        from lle.export.manifest import psnr
+        from lle.export.runners import run_onnx
+
+        trial = Path(self._tmp.name) / "trial.onnx"
+        write_qdq(self.src, trial, self.ranges, **which)
+        got = run_onnx(trial, self.probe)
+        pooled = psnr(np.concatenate([y.ravel() for y in got]), np.concatenate([y.ravel() for y in self.want]))
+        return pooled, min(psnr(g, w) for g, w in zip(got, self.want, strict=True))
+
+    def sensitivity(self) -> dict[str, float]:
+        """Probe PSNR (dB) with only that convolution quantized, for every convolution."""
+        alone = {}
+        for i, name in enumerate(self.convs, 1):
+            report(i, len(self.convs), "mixed-precision sensitivity")
+            alone[name] = self.score(only=[name])[0]
+            log.info("mixed precision: sensitivity %d/%d %s: %.2f dB", i, len(self.convs), name, alone[name])
+        return alone
 
 
 def search_plan(src: Path, cfg: ExportConfig, calib: CalibrationSet, ranges: Any) -> MixedPlan:
     """Run the search in the module docstring on the probe images; ``ranges`` come from the calibration."""
-    onnx = require("onnx", extra="onnx")
-    from lle.export.manifest import psnr
-    from lle.export.runners import run_onnx
-
-    src = Path(src)
     c = cfg.calibration
     target = cfg.min_psnr + c.margin_db
-    convs = conv_names(onnx.load(str(src), load_external_data=False))
-    probe = [centre_crop(x, calib.multiple) for x in probe_images(calib, c.probe)]
-    want = run_onnx(src, probe)
 
     def slack(pooled: float, worst: float) -> float:
         """dB by which a trial clears the target (negative: misses it)."""
         return min(pooled - target, worst - cfg.min_psnr)
 
-    with tempfile.TemporaryDirectory(prefix="lle-mixed-") as tmp:
-        trial = Path(tmp) / "trial.onnx"
-
-        def score(**which: Any) -> tuple[float, float]:
-            write_qdq(src, trial, ranges, **which)
-            got = run_onnx(trial, probe)
-            pooled = psnr(np.concatenate([y.ravel() for y in got]), np.concatenate([y.ravel() for y in want]))
-            return pooled, min(psnr(g, w) for g, w in zip(got, want, strict=True))
-
-        int8 = score()
+    with _Trials(src, cfg, calib, ranges) as trials:
+        convs = trials.convs
+        int8 = trials.score()
         log.info("mixed precision: all %d convolutions INT8: %.2f dB (worst image %.2f) on %d probe images, "
-                 "target %.1f dB", len(convs), *int8, len(probe), target)
+                 "target %.1f dB", len(convs), *int8, len(trials.probe), target)
         if not c.mixed or slack(*int8) >= 0:
             return MixedPlan((), len(convs), int8[0], int8[0], int8[1], target)
-        alone = {}
-        for i, name in enumerate(convs, 1):
-            report(i, len(convs), "mixed-precision sensitivity")
-            alone[name] = score(only=[name])[0]
-            log.info("mixed precision: sensitivity %d/%d %s: %.2f dB", i, len(convs), name, alone[name])
+        alone = trials.sensitivity()
         order = sorted(convs, key=lambda n: alone[n])
         best, best_k = int8, 0
-        most = math.floor(c.max_float * len(convs))
+        most = max_float_convs(cfg, len(convs))
         for k in range(1, most + 1):
             report(k, most, "mixed-precision float convolutions (at most)")
-            got = score(keep_float=order[:k])
+            got = trials.score(keep_float=order[:k])
             log.info("mixed precision: %d float (%s): %.2f dB (worst image %.2f)", k, order[k - 1], *got)
             if slack(*got) > slack(*best):
                 best, best_k = got, k
