@@ -78,16 +78,17 @@ def test_luma_is_monotonic_in_each_pixels_own_input_for_fixed_coefficients(highl
         grey = np.full((24, 32, 3), 40, np.uint8) + (np.random.default_rng(seed).random((24, 32, 1)) * 30).astype(
             np.uint8)  # grey: no channel clipped by the YUV -> RGB conversion
         frame = torch.from_numpy(_i420(grey))[None]
-        y8, u, v = g.planes(frame)
+        y, u, v = g.planes(frame)
         with torch.no_grad():
-            p, s = g.analyse(y8, u, v)
+            terms = g.chroma(u, v)
+            p, s = g.analyse(y, terms)
             c = g.model.predict(p, s)
             for yy, xx in ((5, 7), (12, 16), (23, 31)):
                 outs = []
                 for val in range(16, 236, 3):
-                    ys = y8.clone()
+                    ys = y.clone()
                     ys[0, 0, yy, xx] = val
-                    outs.append(int(g.render(ys, u, v, p, c)[0, yy, xx]))
+                    outs.append(int(g.render(ys, terms, p, c)[0, yy, xx]))
                 assert all(b >= a - 1 for a, b in zip(outs, outs[1:], strict=False)), (seed, yy, xx, outs)
                 assert outs[-1] > outs[0]
 
@@ -172,6 +173,39 @@ def test_i420_onnx_and_openvino_match_torch_within_one_level(i420_onnx, tiny_wei
                     y2, _ = be.infer_stateful(x, s, 0.5)
                     y2r, _ = ref.infer_stateful(x, sr, 0.5)
                     assert np.abs(y2.astype(int) - y2r.astype(int)).max() <= 1
+
+
+def test_i420_onnx_has_no_resize_or_pad_at_full_resolution(i420_onnx) -> None:
+    """Full-resolution work is element-wise on views of Y: no Resize/Pad, and only uint8 planes are split/joined.
+
+    Every Resize, Pad, Slice, Split, Concat and Transpose output is made a graph output and measured at 256 x 384
+    (larger than the U-Net's own tensors). Resize may repeat a chroma-resolution map along W only (half the pixels).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(i420_onnx)))
+    types = {v.name: v.type.tensor_type.elem_type for v in m.graph.value_info}
+    watched = [n for n in m.graph.node if n.op_type in ("Resize", "Pad", "Slice", "Split", "Concat", "Transpose")]
+    assert any(n.op_type == "Resize" for n in watched) and any(n.op_type == "Pad" for n in watched)
+    names = {o for n in watched for o in n.output if o in types} - {o.name for o in m.graph.output}
+    m.graph.output.extend(onnx.helper.make_tensor_value_info(o, types[o], None) for o in sorted(names))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    h, w = 256, 384
+    feeds = {"input": _i420(_bgr(h, w))[None], "state": np.zeros([d if isinstance(d, int) else 1 for d in
+                                                                 sess.get_inputs()[1].shape], np.float32),
+             "alpha": np.zeros(1, np.float32)}
+    got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds), strict=True))
+    full = []  # outputs with half the pixels of a frame or more per plane (chroma resolution has a quarter)
+    for n in watched:
+        for o in n.output:
+            px = int(np.prod(got[o].shape[-2:] if got[o].ndim > 2 else got[o].shape[-1:])) if o in got else 0
+            if px >= h * w // 2:
+                full.append((n.op_type, got[o].dtype.name, got[o].shape))
+    assert not [f for f in full if f[0] in ("Pad", "Transpose")], full
+    assert all(f[2][-2:] == (h // 2, w) for f in full if f[0] == "Resize"), full  # along W only, at H/2 rows
+    assert all(f[1] == "uint8" for f in full if f[0] != "Resize"), full  # the frame's planes, split and joined
+    assert sum(f[0] == "Concat" for f in full) == 1, full
 
 
 def test_backend_names_an_input_that_is_not_i420(i420_onnx) -> None:

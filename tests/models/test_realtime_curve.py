@@ -195,3 +195,51 @@ def test_exposure_weight_keeps_dark_frames_and_tempers_lit_ones(shipped: Realtim
     with torch.no_grad():
         y = shipped(ramp)
     assert bool((y[..., 1:] - y[..., :-1] >= -1e-5).all())
+
+
+@pytest.mark.parametrize(("desaturation", "highlight"), [(0.0, 0.0), (0.2, 0.0), (0.2, 0.85), (0.0, 0.5)])
+def test_frame_graphs_planar_curve_is_the_tone_curve(desaturation: float, highlight: float) -> None:
+    """The frame graphs run :func:`tone_curve` plane by plane (no channel Concat/Split): the same values."""
+    from lle.models.frames import _curve_planes
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 16, 24, generator=g) * 255.0
+    k = torch.rand(2, 1, 16, 24, generator=g).clamp(min=1e-3)
+    r = torch.exp(torch.empty(2, 1, 16, 24).uniform_(-4.5, 4.5, generator=g))
+    w = torch.rand(2, 3, 1, 1, generator=g).clamp(min=0.05)
+    base_k = torch.rand(2, 3, 16, 24, generator=g) * 255.0 * (1.0 - k) * w
+    ref = tone_curve(x, base_k, k, r, w, desaturation=desaturation, white=255.0, highlight=highlight)
+    got = _curve_planes(x.split(1, dim=1), base_k.split(1, dim=1), k, r, w, torch.tensor(255.0), desaturation,
+                        highlight)
+    torch.testing.assert_close(torch.cat(got, dim=1), ref, rtol=1e-5, atol=1e-4)
+
+
+def test_frame_graph_maps_are_the_render_maps(shipped: RealtimeUNet) -> None:
+    """One Resize for all five maps of the BGR frame graph gives :meth:`RealtimeUNet.render_maps` exactly."""
+    from lle.models.frames import RealtimeFrameGraph
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(1, 3, 37, 53, generator=g) * 255.0
+    with torch.no_grad():
+        p, s = shipped.analyse(x / 255.0)
+        c = shipped.predict(p, s) + torch.randn(1, 5, shipped.lowres, shipped.lowres, generator=g)
+        base_k, k, r, w = shipped.render_maps(x, p, c, base_scale=255.0, bgr=True)
+        *bk, k2, r2, w2 = RealtimeFrameGraph(shipped).maps(p, c, x.shape[-2:])
+    for a, b in ((torch.cat(bk, dim=1), base_k), (k2, k), (r2, r), (w2, w)):
+        assert torch.equal(a, b)
+
+
+def test_i420_analysis_is_analyse_half_of_the_rgb_samples(shipped: RealtimeUNet) -> None:
+    """The I420 graph's planar analysis (1/255 after pooling) is the model's :meth:`analyse_half` of the samples."""
+    from lle.models.frames import RealtimeI420Graph, _rgb_planes
+
+    graph = RealtimeI420Graph(shipped)
+    g = torch.Generator().manual_seed(3)
+    frames = (torch.rand(1, 57, 54, generator=g) * 255).to(torch.uint8)  # Y 38 x 54, U and V 19 x 27
+    y, u, v = graph.planes(frames)
+    terms = graph.chroma(u, v)
+    with torch.no_grad():
+        p, s = graph.analyse(y, terms)
+        p_ref, s_ref = shipped.analyse_half(torch.cat(_rgb_planes(y[..., ::2, ::2], terms), dim=1) / 255.0)
+    torch.testing.assert_close(p, p_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s, s_ref, rtol=1e-4, atol=1e-5)
