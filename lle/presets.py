@@ -10,13 +10,17 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lle.errors import InputError, LLEError, MissingDependencyError
 from lle.models.registry import BUILTIN
 
-__all__ = ["PRESETS", "WEIGHTS_DIR", "bundled_weights", "cache_dir", "is_preset_name", "resolve_model"]
+__all__ = [
+    "AUTO_RUNTIMES", "PRESETS", "WEIGHTS_DIR", "Picker", "bundled_weights", "cache_dir", "is_preset_name",
+    "resolve_model",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,12 @@ PRESETS = tuple(BUILTIN)
 """Preset names (the bundled registry keys of :mod:`lle.models`), listed without importing torch."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+AUTO_RUNTIMES = (("onnxruntime", "onnxruntime"), ("openvino", "openvino"))
+"""(backend, module) of the runtimes ``auto`` runs a preset's ONNX export with, in the order used without a picker."""
+
+Picker = Callable[[Path, tuple[str, ...]], str]
+"""``picker(onnx_path, installed_runtimes) -> backend``: how ``auto`` chooses (see :mod:`lle.runtime_pick`)."""
 
 
 def is_preset_name(model: str | Path) -> bool:
@@ -85,14 +95,17 @@ def _remote(backend: str) -> bool:
         return False
 
 
-def resolve_model(model: str | Path, backend: str, *, video: bool = False) -> tuple[Path, str, dict[str, Any]]:
+def resolve_model(
+    model: str | Path, backend: str, *, video: bool = False, picker: Picker | None = None
+) -> tuple[Path, str, dict[str, Any]]:
     """What to run for ``model`` with ``backend``: ``(artifact, backend name, backend options)``.
 
     A file is returned as it is. A preset name gets its bundled weights: with ``auto``, ``onnxruntime`` or
     ``openvino`` an ONNX export of them (cached; the realtime preset as a uint8 frame graph: BGR frames, or I420
     frames when ``video``, which video decoders give without a colour conversion), with ``torch`` the weights
-    themselves (the realtime preset on frames through the same graph). ``auto`` prefers onnxruntime, then
-    OpenVINO, then torch.
+    themselves (the realtime preset on frames through the same graph). ``auto`` runs the export with the installed
+    runtime of :data:`AUTO_RUNTIMES` that ``picker`` returns (``lle run`` measures them: :mod:`lle.runtime_pick`;
+    without a picker the first installed one), else the weights with torch. An explicit backend is never replaced.
 
     Raises:
         InputError: unknown preset or missing weights.
@@ -108,9 +121,10 @@ def resolve_model(model: str | Path, backend: str, *, video: bool = False) -> tu
     if backend == "torch":
         return weights, "torch", torch_opts
     if backend == "auto":
-        for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
-            if can_export and _have(module):
-                return _cached_onnx(preset, weights, io), name, {}
+        runtimes = tuple(name for name, module in AUTO_RUNTIMES if can_export and _have(module))
+        if runtimes:
+            onnx = _cached_onnx(preset, weights, io)
+            return onnx, (runtimes[0] if picker is None else picker(onnx, runtimes)), {}
         if _have("torch"):
             return weights, "torch", torch_opts
         raise MissingDependencyError(

@@ -44,7 +44,9 @@ def run(
         Path | None, typer.Option("-o", "--output", help="Image, folder or video file (.mp4/.avi/.mkv/.mov).")
     ] = None,
     backend: Annotated[
-        str, typer.Option(help="Inference backend: auto (from the model's file type), torch, onnxruntime (ort), "
+        str, typer.Option(help="Inference backend: auto (from the model's file type; for a preset name the "
+                          "installed runtime measured fastest here for its graph at the source's frame size and "
+                          "--threads, measured once and cached), torch, onnxruntime (ort), "
                           "openvino (ov), tensorrt (trt), triton (a Triton Inference Server: --url), or a backend "
                           "registered under the lle.backends entry points.")
     ] = "auto",
@@ -61,7 +63,8 @@ def run(
         float, typer.Option(min=0.0, max=0.99, help="Temporal smoothing of the realtime model (0 = off).")
     ] = 0.85,
     threads: Annotated[
-        int, typer.Option(help="CPU threads for the local runtime (0 = its default; not with --backend triton).")
+        int, typer.Option(help="CPU threads for the local runtime (0 = its default; not with --backend triton); "
+                          "--backend auto measures the runtimes with this setting.")
     ] = 0,
     encoder_preset: Annotated[
         EncoderPreset, typer.Option(help="x264 speed preset for video output (PyAV): faster = bigger files, more CPU "
@@ -143,6 +146,8 @@ def run(
     if result.interrupted:
         msg += f", stopped by {result.signal or 'the user'} (output finalised)"
     out_console.print(msg, highlight=False)
+    if result.backend_choice:
+        out_console.print(f"backend {result.backend_choice}", highlight=False, soft_wrap=True)
     if stats:
         out_console.print("stage     mean ms   p50 ms   p90 ms  frames", highlight=False)
         for name in STAGES:

@@ -74,6 +74,8 @@ class StreamResult:
     scene_cuts: int = 0
     signal: str | None = None
     """``"SIGINT"`` or ``"SIGTERM"`` when a signal stopped the run (``interrupted`` is then True)."""
+    backend_choice: str = ""
+    """Which runtime ``auto`` picked for a preset and why (``openvino (measured: openvino 41.0 ms, ...)``), or ""."""
 
     @property
     def fps(self) -> float:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,8 +14,11 @@ from lle.backends.base import Precision
 from lle.errors import InputError
 from lle.io.image import IMAGE_SUFFIXES
 from lle.io.sinks import FOURCC, FolderSink, ImageFileSink, Sink, VideoFileSink, WindowSink
-from lle.io.sources import Frame, Source, open_source
+from lle.io.sources import Frame, ImageSource, Source, open_source
 from lle.streaming.runner import StreamResult, StreamRunner
+
+if TYPE_CHECKING:
+    from lle.runtime_pick import Choice
 
 __all__ = ["DEFAULT_LIVE_FPS", "NullSink", "open_sinks", "run_stream"]
 
@@ -95,7 +99,10 @@ def run_stream(
 ) -> StreamResult:  # fmt: skip
     """Enhance every frame of ``source`` (see :func:`lle.io.sources.open_source`) with ``model`` into ``output``.
 
-    ``model`` is an artifact or weights file, or a preset name (see :func:`lle.presets.resolve_model`).
+    ``model`` is an artifact or weights file, or a preset name (see :func:`lle.presets.resolve_model`). A preset
+    name with ``backend="auto"`` runs on the installed runtime that is fastest here for its graph at the source's
+    frame size with these ``backend_options`` (threads): measured once, then cached (:mod:`lle.runtime_pick`); the
+    result's ``backend_choice`` says which and why.
 
     ``on_start(source, backend)`` is called once both are open (the CLI prints what runs where).
     ``stall_timeout``: seconds one read of the source may take before the run stops with an error (None: no limit).
@@ -108,10 +115,15 @@ def run_stream(
     from lle.presets import resolve_model
 
     with open_source(source, codec_threads=codec_threads) as src:
-        model, backend, preset_opts = resolve_model(model, backend, video=src.is_video or src.live)
-        opts = {**preset_opts, **(backend_options or {})}
-        if backend in {"openvino", "ov"} or (backend == "auto" and Path(model).suffix.lower() == ".xml"):
-            opts.setdefault("hint", "latency")
+        choices: list[Choice] = []
+
+        def picker(artifact: Path, runtimes: tuple[str, ...]) -> str:
+            choice = _pick_runtime(artifact, runtimes, src, device, precision, backend_options)
+            choices.append(choice)
+            return choice.backend
+
+        model, backend, preset_opts = resolve_model(model, backend, video=src.is_video or src.live, picker=picker)
+        opts = _backend_options(backend, Path(model), {**preset_opts, **(backend_options or {})})
         name = auto_backend(Path(model)) if backend == "auto" else backend
         be = backend_class(name)(Path(model), device=device, precision=precision, **opts)
         sinks = open_sinks(output, src, show=show, encoder_preset=encoder_preset, codec_threads=codec_threads)
@@ -120,4 +132,42 @@ def run_stream(
                 on_start(src, be)
             runner = StreamRunner(be, src, sinks, smoothing=smoothing, compare=compare, progress=progress,
                                   stall_timeout=stall_timeout)
-            return runner.run()
+            result = runner.run()
+        if choices:
+            result = dataclasses.replace(result, backend_choice=f"{choices[0].backend} ({choices[0].describe()})")
+        return result
+
+
+def _backend_options(backend: str, model: Path, opts: dict[str, Any]) -> dict[str, Any]:
+    """The constructor options ``backend`` runs ``model`` with: ``opts``, plus OpenVINO's latency hint."""
+    if backend in {"openvino", "ov"} or (backend == "auto" and model.suffix.lower() == ".xml"):
+        opts = {**opts, "hint": opts.get("hint", "latency")}
+    return opts
+
+
+def _frame_size(src: Source) -> tuple[int, int] | None:
+    """(width, height) of the source's frames: as it reports them, or (image sources) of its first image."""
+    if src.size:
+        return src.size
+    if isinstance(src, ImageSource) and src.paths:
+        import cv2
+
+        img = cv2.imread(str(src.paths[0]), cv2.IMREAD_COLOR)
+        if img is not None:
+            return img.shape[1], img.shape[0]
+    return None
+
+
+def _pick_runtime(
+    artifact: Path, runtimes: tuple[str, ...], src: Source, device: str, precision: Precision,
+    backend_options: dict[str, Any] | None,
+) -> Choice:  # fmt: skip
+    """:func:`lle.runtime_pick.choose_runtime` for ``artifact`` on ``src``'s frames, with the run's own options."""
+    from lle.runtime_pick import Choice, Setup, choose_runtime
+
+    size = _frame_size(src)
+    if size is None:
+        log.info("%s does not report its frame size: running %s unmeasured", src.description, runtimes[0])
+        return Choice(runtimes[0], "unmeasured", note=f"frame size unknown; first installed of {', '.join(runtimes)}")
+    options = {name: _backend_options(name, artifact, dict(backend_options or {})) for name in runtimes}
+    return choose_runtime(artifact, runtimes, Setup(size, options, device=device, precision=precision))
