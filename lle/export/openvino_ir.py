@@ -413,7 +413,7 @@ def to_ov_int8(src: Path, out_dir: Path, cfg: ExportConfig, calib: CalibrationSe
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    from lle.export import mixed_precision as mp
+    import lle.export.mixed_precision as mp
     from lle.export.calibration import to_nncf_dataset
     from lle.export.onnx_export import graph_feed, load_reference
     from lle.host import release_memory
