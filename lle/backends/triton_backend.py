@@ -3,14 +3,22 @@
 The "artifact" is the model's name on the server. Its I/O comes from the server's model config (written by
 ``lle export --format triton``): uint8 ``input`` = (N, H, W, 3) BGR frames, FP32 = (N, 3, H, W) RGB in [0, 1];
 ``sequence_batching`` = the realtime video graph, whose coefficient state lives on the server, per sequence id.
+
+On a server on this host (a loopback URL) frames travel through system shared memory by default: each client
+thread registers one region (``/dev/shm/lle_<pid>_<random>``) holding its input and output tensors, so a frame is
+copied into the region instead of being serialised over the socket; :meth:`TritonBackend.close` unregisters and
+removes the regions.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +27,7 @@ from lle._lazy import require
 from lle.backends.base import ALPHA, INPUT, STATE, STATE_OUT, Backend, BackendInfo, TensorSpec
 from lle.errors import BackendError, ConfigError
 
-__all__ = ["PROTOCOLS", "TritonBackend", "parse_url"]
+__all__ = ["PROTOCOLS", "TritonBackend", "is_loopback", "parse_url"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,33 @@ def parse_url(url: str, protocol: str | None = None) -> tuple[str, str]:
     return scheme, rest
 
 
+def is_loopback(url: str) -> bool:
+    """True when ``HOST:PORT`` names this machine through the loopback interface (so shared memory can reach it).
+
+    Example:
+        >>> [is_loopback(u) for u in ("127.0.0.1:8001", "localhost:8000", "[::1]:8001", "gpu-box:8001")]
+        [True, True, True, False]
+    """
+    host = url.rpartition(":")[0].strip("[]").lower()
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+@dataclass(slots=True)
+class _Region:
+    """One client thread's system shared-memory region: the input at offset 0, the output after it (aligned)."""
+
+    name: str
+    """Triton's name of the region (what requests refer to)."""
+    key: str
+    """The POSIX shared-memory key (``/dev/shm/<key without '/'>``)."""
+    size: int
+    handle: Any
+
+
+def _align(n: int, to: int = 64) -> int:
+    return -(-n // to) * to
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
@@ -64,7 +99,10 @@ class TritonBackend(Backend):
     ``model_path``: the model name on the server. Options: ``url`` (``HOST:PORT``, ``http://...`` or
     ``grpc://...``; default ``127.0.0.1:8000``), ``protocol`` (http | grpc, when the URL has no scheme),
     ``timeout`` (seconds per request, default 60), ``sequence_id`` (realtime models: this stream's id on the server,
-    default random), ``model_version`` (default: the server's latest).
+    default random), ``model_version`` (default: the server's latest), ``shm`` (send and receive tensors through
+    system shared memory: ``True`` = always, a failure to set it up raising :class:`BackendError`; ``False`` = never;
+    default ``None`` = when the URL is a loopback address, falling back to the socket with one warning when the
+    server cannot map the region, e.g. a server in a container with its own ``/dev/shm``).
 
     For sequence models every frame goes to one sequence; a frame with ``alpha = 0`` (the first, and each scene cut
     the client's smoother detects) restarts it, which resets the server-side state. The ``state`` arrays of
@@ -97,6 +135,11 @@ class TritonBackend(Backend):
         self._last_shape: tuple[int, ...] = ()
         self._config: dict[str, Any] = {}
         self._server_version = ""
+        shm = self.options.get("shm")
+        self._shm_asked: bool | None = None if shm is None else bool(shm)
+        self._shm = is_loopback(self.url) if shm is None else bool(shm)
+        self._regions: list[_Region] = []
+        self._shm_mod: Any = None
 
     def _new_client(self, mod: Any) -> Any:
         if self.protocol == "http":
@@ -166,25 +209,117 @@ class TritonBackend(Backend):
                  ) -> np.ndarray:  # fmt: skip
         client = self._thread_client()
         mod = self._mod
+        batch = np.ascontiguousarray(batch)
         inputs = [mod.InferInput("input", list(batch.shape), self._dtype)]
-        inputs[0].set_data_from_numpy(np.ascontiguousarray(batch))
+        outputs = [mod.InferRequestedOutput("output")]
+        region = self._thread_region(client, 2 * _align(batch.nbytes)) if self._shm else None
+        if region is not None:
+            # The output of an lle graph has the input's shape and dtype: input at 0, output after it.
+            self._shm_mod.set_shared_memory_region(region.handle, [batch])
+            inputs[0].set_shared_memory(region.name, batch.nbytes)
+            outputs[0].set_shared_memory(region.name, batch.nbytes, offset=_align(batch.nbytes))
+        else:
+            inputs[0].set_data_from_numpy(batch)
         seq: dict[str, Any] = {}
         if alpha is not None:
             a = mod.InferInput("alpha", [1], "FP32")
             a.set_data_from_numpy(np.array([alpha], np.float32))
             inputs.append(a)
             seq = {"sequence_id": self.sequence_id, "sequence_start": start, "sequence_end": end}
-        outputs = [mod.InferRequestedOutput("output")]
         # HTTP: the network timeout was set on the client; gRPC takes it per call.
         timeout = {} if self.protocol == "http" else {"client_timeout": self.timeout}
         try:
             res = client.infer(self.model, inputs, model_version=self.version, outputs=outputs, **seq, **timeout)
         except Exception as err:  # noqa: BLE001  (InferenceServerException, socket errors)
             raise BackendError(f"triton: {self.model} on {self.url}: {_first_line(err)}") from err
+        if region is not None:
+            return self._shm_output(res, region, batch)
         out = res.as_numpy("output")
         if out is None:
             raise BackendError(f"triton: {self.model} on {self.url} returned no 'output'")
         return np.asarray(out)
+
+    def _shm_output(self, res: Any, region: _Region, batch: np.ndarray) -> np.ndarray:
+        """Copy the output out of this thread's region (the next request overwrites it)."""
+        meta = res.get_output("output")
+        if meta is None:
+            raise BackendError(f"triton: {self.model} on {self.url} returned no 'output'")
+        shape = tuple(int(d) for d in (meta["shape"] if isinstance(meta, dict) else meta.shape))
+        if int(np.prod(shape)) * batch.itemsize > batch.nbytes:  # the server would have refused to write it
+            raise BackendError(f"triton: {self.model} returned an output of shape {shape}, larger than its input "
+                               f"{batch.shape}", hint="serve a model written by `lle export --format triton`")
+        view = self._shm_mod.get_contents_as_numpy(region.handle, batch.dtype, shape, offset=_align(batch.nbytes))
+        return np.array(view, copy=True)
+
+    def _thread_region(self, client: Any, size: int) -> _Region | None:
+        """This thread's registered region of at least ``size`` bytes (a bigger frame replaces it), or None.
+
+        None when shared memory is off or cannot be set up (auto mode: one warning, then the socket for every later
+        request).
+
+        Raises:
+            BackendError: ``shm=True`` and the region cannot be created or registered.
+        """
+        region: _Region | None = getattr(self._local, "region", None)
+        if region is not None and region.size >= size:
+            return region
+        if region is not None:
+            self._release(client, region)
+            self._local.region = None
+        name = f"lle_{os.getpid()}_{secrets.token_hex(6)}"
+        key = f"/{name}"
+        try:
+            shm = self._shm_mod = require("tritonclient.utils.shared_memory", extra=self.extra)
+            handle = shm.create_shared_memory_region(name, key, size, create_only=True)
+        except Exception as err:  # noqa: BLE001  (SharedMemoryException, OSError: no /dev/shm, no module)
+            self._shm_failed(f"cannot create shared memory {key} ({size} bytes): {_first_line(err)}", err)
+            return None
+        region = _Region(name, key, size, handle)
+        with self._lock:
+            self._regions.append(region)
+        timeout = {} if self.protocol == "http" else {"client_timeout": self.timeout}
+        try:
+            client.register_system_shared_memory(name, key, size, **timeout)
+        except Exception as err:  # noqa: BLE001  (the server cannot open the key: another host or /dev/shm)
+            self._destroy(region)
+            self._shm_failed(f"the server at {self.url} cannot map shared memory {key}: {_first_line(err)}", err)
+            return None
+        self._local.region = region
+        log.debug("triton: registered shared memory %s (%d bytes)", name, size)
+        return region
+
+    def _shm_failed(self, msg: str, err: BaseException) -> None:
+        if self._shm_asked:
+            raise BackendError(f"triton: {msg}", hint="the server must run on this host and see its /dev/shm; "
+                               "or pass shm=False to send tensors over the socket") from err
+        if self._shm:
+            log.warning("triton: %s; sending tensors over the socket instead", msg)
+        self._shm = False
+
+    def _destroy(self, region: _Region) -> None:
+        """Remove the region from this process and from /dev/shm (the server keeps a mapping it still holds)."""
+        with self._lock:
+            if region in self._regions:
+                self._regions.remove(region)
+        try:
+            self._shm_mod.destroy_shared_memory_region(region.handle)
+        except Exception:  # noqa: BLE001  (already gone)
+            log.debug("triton: removing shared memory %s failed", region.key, exc_info=True)
+
+    def _release(self, client: Any, region: _Region) -> None:
+        """Unregister the region on the server (a failure, e.g. the server gone, is only logged), then destroy it."""
+        timeout = {} if self.protocol == "http" else {"client_timeout": self.timeout}
+        for wait in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, None):
+            try:
+                client.unregister_system_shared_memory(region.name, **timeout)
+                break
+            except Exception as err:  # noqa: BLE001
+                # The server releases a region a moment after the last response that used it was sent.
+                if wait is None or "in use" not in str(err):
+                    log.debug("triton: unregistering shared memory %s failed", region.name, exc_info=True)
+                    break
+                time.sleep(wait)
+        self._destroy(region)
 
     def _loaded(self) -> bool:
         return self._client is not None
@@ -221,13 +356,33 @@ class TritonBackend(Backend):
 
         version = dist_version("tritonclient") or ""
         extra = {"server_version": self._server_version, "protocol": self.protocol, "sequence": self._sequence,
-                 "platform": self._config.get("platform") or self._config.get("backend", "")}
+                 "platform": self._config.get("platform") or self._config.get("backend", ""), "shm": self._shm,
+                 "parameters": {k: v.get("string_value", "") for k, v in
+                                (self._config.get("parameters") or {}).items()},
+                 "instances": sum(int(g.get("count", 1)) for g in self._config.get("instance_group") or [])}
         return BackendInfo(self.name, self.precision, f"{self.protocol}://{self.url}", self.model, version, extra)
 
     def close(self) -> None:
-        """End this stream's sequence on the server (sequence models), then close every connection. Idempotent."""
+        """End the stream's sequence, unregister and remove the shared-memory regions, close every connection.
+
+        The sequence end is for sequence models only. Idempotent.
+        """
         if self._client is not None and self._sequence and self._started:
             self._end_sequence()
+        with self._lock:
+            regions = list(self._regions)
+        if regions:
+            client = getattr(self._local, "client", None)
+            if client is None and self._mod is not None:
+                try:
+                    client = self._new_client(self._mod)
+                except Exception:  # noqa: BLE001  (no server: the regions are still removed here)
+                    client = None
+            for region in regions:
+                if client is not None:
+                    self._release(client, region)
+                else:
+                    self._destroy(region)
         self._client = None
         with self._lock:
             clients, self._clients = self._clients, []

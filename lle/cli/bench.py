@@ -128,6 +128,16 @@ def bench(
         str, typer.Option(help="--backend triton: comma-separated numbers of clients, each with one request in "
                           "flight.")
     ] = "1,2,4,8",
+    local: Annotated[
+        Path | None, typer.Option(help="--backend triton: the served artifact on this machine "
+                                  "(REPO/<model>/1/model.onnx); adds an in-process reference row per level.",
+                                  show_default=False)
+    ] = None,
+    shm: Annotated[
+        str, typer.Option(help="--backend triton: system shared memory: auto (on for a loopback --url), on, off, "
+                          "or both (measure each).")
+    ] = "auto",
+    rounds: Annotated[int, typer.Option(min=1, help="--backend triton: repeat the sweep, pooling the rounds.")] = 1,
 ) -> None:
     """Benchmark backends x precisions x sizes, with the accuracy cost of each.
 
@@ -138,7 +148,7 @@ def bench(
     export/load/run (with the reason).
     """
     if backend is not None or url is not None or model is not None:
-        _bench_triton(backend, url, model, concurrency, sizes, seconds, warmup, out, name)
+        _bench_triton(backend, url, model, concurrency, sizes, seconds, warmup, out, name, local, shm, rounds)
         return
     from lle.bench.artifacts import ExportSettings
     from lle.bench.output import write_reports
@@ -189,8 +199,13 @@ def _command() -> str:
     return " ".join(["lle", *sys.argv[1:]]) if sys.argv and "lle" in Path(sys.argv[0]).name else ""
 
 
+_SHM_MODES: dict[str, tuple[bool | None, ...]] = {"auto": (None,), "on": (True,), "off": (False,),
+                                                  "both": (False, True)}
+
+
 def _bench_triton(backend: str | None, url: str | None, model: str | None, concurrency: str, sizes: str,
-                  seconds: float | None, warmup: int, out: Path | None, name: str | None) -> None:  # fmt: skip
+                  seconds: float | None, warmup: int, out: Path | None, name: str | None, local: Path | None = None,
+                  shm: str = "auto", rounds: int = 1) -> None:  # fmt: skip
     from rich.table import Table
 
     from lle.bench.triton import bench_triton, write_triton_reports
@@ -210,15 +225,23 @@ def _bench_triton(backend: str | None, url: str | None, model: str | None, concu
     size = parse_sizes("1280x720" if sizes == DEFAULT_SIZES else sizes)
     if len(size) != 1:
         raise InputError("--backend triton measures one frame size", hint="e.g. --sizes 1280x720")
+    if shm not in _SHM_MODES:
+        raise InputError(f"--shm {shm!r} is not a shared-memory mode", hint=" | ".join(_SHM_MODES))
+    if local is not None and not local.is_file():
+        raise InputError(f"--local artifact not found: {local}", hint="the served file, REPO/<model>/1/model.onnx")
     with progress_bar("benchmarking", total=len(levels)) as bar:
         task = bar.task_ids[0]
-        report = bench_triton(model, url, size=size[0], concurrency=levels, seconds=seconds or 5.0, warmup=warmup,
-                              command=_command(), progress=lambda i, n: bar.update(task, completed=i, total=n))
+        report = bench_triton(model, _split(url), size=size[0], concurrency=levels, seconds=seconds or 5.0,
+                              warmup=warmup, command=_command(), shm=_SHM_MODES[shm], local=local, rounds=rounds,
+                              progress=lambda i, n: bar.update(task, completed=i, total=n))
     table = Table(title=f"{model} at {report.settings['url']} ({report.settings['input']})")
-    for col in ("concurrency", "requests", "frames/s", "p50 ms", "p90 ms", "p99 ms", "errors"):
+    table.add_column("transport")
+    for col in ("concurrency", "requests", "frames/s", "x local", "p50 ms", "p90 ms", "p99 ms", "errors"):
         table.add_column(col, justify="right")
     for r in report.rows:
-        table.add_row(str(r.concurrency), str(r.requests), f"{r.throughput_fps:.1f}",
+        ratio = report.ratio(r)
+        table.add_row(r.transport, str(r.concurrency), str(r.requests), f"{r.throughput_fps:.1f}",
+                      "-" if ratio is None else f"{ratio:.2f}",
                       *("-" if v is None else f"{v:.1f}" for v in (r.p50_ms, r.p90_ms, r.p99_ms)), str(r.errors))
     out_console.print(table)
     folder = out or Path("benchmarks") / "results" / report.host.slug

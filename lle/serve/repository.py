@@ -32,7 +32,7 @@ from lle.errors import ConfigError, ExportError, InputError
 
 __all__ = [
     "PLATFORMS", "RUNTIMES", "ArtifactIO", "PlatformSpec", "TritonConfig", "artifact_io", "model_config",
-    "parse_config", "repository_models", "write_model",
+    "model_threads", "parse_config", "repository_models", "write_model",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,8 @@ class TritonConfig:
     sequence_idle_s: float = 60.0
     """A sequence without a request for this long is ended by the server (its state freed)."""
     threads: int = 0
-    """CPU threads of the runtime inside a ``python`` model (0 = its default)."""
+    """CPU threads of the runtime inside a ``python`` model per instance (0 = :func:`model_threads` decides on the
+    serving machine: its cores less one, shared by the instances)."""
     ort_tensorrt: bool = False
     """onnxruntime on GPU: add the TensorRT execution accelerator."""
     precision: str = "fp32"
@@ -120,6 +121,25 @@ class ArtifactIO:
     """(C, L, L) of the realtime video graph, else None."""
     max_batch: int | None = None
     """Largest batch the artifact takes (TensorRT profiles), None = dynamic."""
+
+
+def model_threads(threads: int, instances: int = 1, cores: int | None = None) -> int:
+    """CPU threads for the runtime inside each instance of a ``python`` model: ``threads`` if > 0, else automatic.
+
+    Automatic: the cores this process may run on (``cores``, default its CPU affinity) less one, which is left to
+    Triton's own request threads and same-host clients, divided among the ``instances``; at least 1. The runtimes'
+    own defaults start one thread per core (onnxruntime pins and spins them), which on a server that shares its
+    cores with Triton, its clients or other jobs makes every request wait for a descheduled thread.
+
+    Example:
+        >>> model_threads(0, 1, cores=2), model_threads(0, 2, cores=2), model_threads(0, 1, cores=16), model_threads(3)
+        (1, 1, 15, 3)
+    """
+    if threads > 0:
+        return threads
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, (cores - 1) // max(1, instances))
 
 
 def artifact_io(artifact: Path) -> ArtifactIO:
@@ -319,9 +339,8 @@ def write_model(artifacts: Sequence[Path], repo: Path, cfg: TritonConfig, *, nam
     for src, dst in files:
         _copy_atomic(src, version / dst)
     if cfg.platform == "python":
-        from lle.serve import triton_model
-
-        atomic_write_bytes(version / "model.py", Path(triton_model.__file__).read_bytes())
+        # the Python model's source, read as a file beside this module (importing it would tie the two together)
+        atomic_write_bytes(version / "model.py", Path(__file__).with_name("triton_model.py").read_bytes())
     atomic_write_bytes(folder / "config.pbtxt", text.encode())
     log.info("wrote Triton model %s (%s) to %s", name, cfg.platform, folder)
     return folder

@@ -2,7 +2,8 @@
 
 :func:`lle.serve.repository.write_repository` copies this file as ``<model>/1/model.py`` beside the artifact; the
 server's Python environment needs numpy < 2, lle and that runtime. The model config's ``parameters`` say what to
-load (``lle.runtime``, ``lle.artifact``, ``lle.threads``).
+load (``lle.runtime``, ``lle.artifact``, ``lle.threads``: threads per instance, 0 = automatic, see
+:func:`lle.serve.repository.model_threads`).
 
 I/O is the artifact's own: ``input``/``output`` as (N, H, W, 3) uint8 BGR frames for frame graphs, (N, 3, H, W)
 float32 otherwise. Realtime video graphs are served as sequence models: Triton routes every request of a sequence
@@ -34,15 +35,20 @@ class TritonPythonModel:
         import triton_python_backend_utils as pb_utils
 
         from lle.backends.registry import load_backend
+        from lle.serve.repository import model_threads
 
         self.pb = pb_utils
         cfg = json.loads(args["model_config"])
         params = {k: v.get("string_value", "") for k, v in cfg.get("parameters", {}).items()}
         folder = Path(args["model_repository"]) / args["model_version"]
-        opts: dict[str, Any] = {"device": params.get("lle.device", "cpu") or "cpu"}
-        if int(params.get("lle.threads", "0") or 0):
-            opts["threads"] = int(params["lle.threads"])
+        instances = sum(int(g.get("count", 1)) for g in cfg.get("instance_group") or []) or 1
+        threads = model_threads(int(params.get("lle.threads", "0") or 0), instances)
+        opts: dict[str, Any] = {"device": params.get("lle.device", "cpu") or "cpu", "threads": threads}
         self.backend = load_backend(params["lle.runtime"], folder / params["lle.artifact"], **opts)
+        logger = getattr(pb_utils, "Logger", None)  # the stub's logger (server log), in Triton >= 22.12
+        if logger is not None:
+            logger.log_info(f"lle: {args.get('model_instance_name', args['model_name'])} runs {params['lle.runtime']} "
+                            f"with {threads} thread(s)")
         self.sequence = "sequence_batching" in cfg
         self.states: OrderedDict[int | str, np.ndarray] = OrderedDict()
 

@@ -118,10 +118,10 @@ class _FakeClient:
         pass
 
 
-def _fake_loaded(client: _FakeClient) -> TritonBackend:
+def _fake_loaded(client: _FakeClient, **opts: object) -> TritonBackend:
     from lle.backends.base import TensorSpec
 
-    b = TritonBackend("rt", url="127.0.0.1:1", sequence_id=77)
+    b = TritonBackend("rt", url="127.0.0.1:1", sequence_id=77, **{"shm": False, **opts})
     b._client = b._mod = client
     b._local.client = client
     b._clients = [client]
@@ -164,3 +164,48 @@ def test_single_images_leave_the_next_frame_starting_a_sequence() -> None:
     b.infer(frame)  # a one-frame sequence (start + end) on the same id ends the stream's sequence on the server
     b.infer_stateful(frame, b.zero_state(1), 0.85)
     assert client.calls[-1]["sequence_start"] is True
+
+
+def test_shared_memory_is_on_by_default_only_for_loopback_urls() -> None:
+    on = ["127.0.0.1:8000", "grpc://localhost:8001", "http://[::1]:8000", "127.0.1.1:9"]
+    assert all(TritonBackend("m", url=u)._shm for u in on)
+    assert not any(TritonBackend("m", url=u)._shm for u in ["10.0.0.2:8000", "grpc://gpu-box", "0.0.0.0:8000"])
+    assert not TritonBackend("m", url="127.0.0.1:8000", shm=False)._shm
+    assert TritonBackend("m", url="grpc://gpu-box", shm=True)._shm
+
+
+class _NoShmClient(_FakeClient):
+    """A server that cannot map the client's region (another host, or a container with its own /dev/shm)."""
+
+    def register_system_shared_memory(self, name: str, key: str, byte_size: int, **kw: object) -> None:
+        self.calls.append({"register": name})
+        raise OSError(f"Unable to open shared memory region: '{key}'")
+
+
+def _lle_regions() -> list[str]:
+    import os
+    from pathlib import Path
+
+    return [p.name for p in Path("/dev/shm").glob(f"lle_{os.getpid()}_*")]
+
+
+def test_auto_shared_memory_falls_back_to_the_socket_once(caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("tritonclient.utils.shared_memory")
+    client = _NoShmClient()
+    b = _fake_loaded(client, shm=None)
+    frame = np.full((1, 6, 10, 3), 9, np.uint8)
+    with caplog.at_level("WARNING", logger="lle.backends.triton_backend"):
+        for alpha in (0.0, 0.85):
+            np.testing.assert_array_equal(b.infer_stateful(frame, b.zero_state(1), alpha)[0], frame)
+    assert [r.getMessage() for r in caplog.records if "sending tensors over the socket" in r.getMessage()]
+    assert len(caplog.records) == 1 and sum("register" in c for c in client.calls) == 1  # tried once, not per frame
+    assert not b.describe().extra["shm"] and not _lle_regions()
+    b.close()
+
+
+def test_asked_for_shared_memory_that_fails_is_an_error() -> None:
+    pytest.importorskip("tritonclient.utils.shared_memory")
+    b = _fake_loaded(_NoShmClient(), shm=True)
+    with pytest.raises(BackendError, match="cannot map shared memory /lle_") as err:
+        b.infer_stateful(np.zeros((1, 4, 4, 3), np.uint8), b.zero_state(1), 0.0)
+    assert "shm=False" in (err.value.hint or "") and not _lle_regions()

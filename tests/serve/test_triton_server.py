@@ -4,6 +4,7 @@ sequence id. The server runs in the environment named by $LLE_TRITON_PYTHON (def
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,61 @@ def test_bench_concurrency_table(server, tmp_path: Path) -> None:
     assert all(r.requests > 0 and r.errors == 0 and r.p50_ms is not None for r in report.rows)
     md, js = write_triton_reports(report, tmp_path)
     assert "| 2 |" in md.read_text() and js.is_file()
+
+
+def _shm_files() -> set[str]:
+    """This process's lle shared-memory regions in /dev/shm."""
+    return {p.name for p in Path("/dev/shm").glob(f"lle_{os.getpid()}_*")}
+
+
+def _server_regions(server: TritonServer) -> set[str]:
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(server.http_url)
+    try:
+        return {r["name"] for r in client.get_system_shared_memory_status()}
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_shared_memory_gives_the_socket_output_and_cleans_up(server, protocol: str) -> None:
+    url = server.http_url if protocol == "http" else f"grpc://{server.grpc_url}"
+    assert not _shm_files()
+    x = np.random.default_rng(3).random((2, 3, 32, 48), dtype=np.float32)
+    big = np.random.default_rng(4).random((1, 3, 64, 96), dtype=np.float32)
+    frames = _frames(3)
+    with TritonBackend("quality_python", url=url, shm=False) as sock, TritonBackend("quality_python", url=url) as mem:
+        np.testing.assert_array_equal(mem.infer(x), sock.infer(x))
+        assert mem.describe().extra["shm"] and not sock.describe().extra["shm"]  # on by default for 127.0.0.1
+        (first,) = _shm_files()
+        assert first in _server_regions(server)
+        np.testing.assert_array_equal(mem.infer(big), sock.infer(big))  # a bigger frame: a new, bigger region
+        (second,) = _shm_files()
+        assert second != first and _server_regions(server) & {first, second} == {second}
+    assert not _shm_files() and not _server_regions(server) & {first, second}
+    with TritonBackend("realtime_python", url=url, shm=False) as sock, TritonBackend("realtime_python", url=url,
+                                                                                       shm=True) as mem:  # fmt: skip
+        placeholder = sock.zero_state(1)
+        for i, alpha in enumerate((0.0, 0.85, 0.85)):
+            want = sock.infer_stateful(frames[i], placeholder, alpha)[0]
+            np.testing.assert_array_equal(mem.infer_stateful(frames[i], placeholder, alpha)[0], want)
+        regions = _shm_files()
+        assert len(regions) == 1 and regions <= _server_regions(server)
+    # close() ended the sequence through the region, then unregistered and removed it.
+    assert not _shm_files() and not _server_regions(server) & regions
+
+
+def test_bench_against_local_and_shared_memory(server, serve_onnx: dict[str, Path]) -> None:
+    from lle.bench.triton import bench_triton, render_triton_markdown
+
+    report = bench_triton("realtime_python", [f"grpc://{server.grpc_url}", server.http_url], size=(64, 48),
+                          concurrency=(1, 2), seconds=0.3, warmup=1, shm=(False, True), local=serve_onnx["realtime"])
+    transports = ["local onnxruntime (1 thread)", "grpc", "grpc+shm", "http", "http+shm"]
+    assert [(r.concurrency, r.transport) for r in report.rows] == [(c, t) for c in (1, 2) for t in transports]
+    assert all(r.requests > 0 and r.errors == 0 for r in report.rows), report.rows
+    assert report.settings["server_threads"] == 1 and report.settings["instances"] == 1
+    assert report.ratio(report.rows[0]) == 1.0 and report.ratio(report.rows[2]) is not None
+    md = render_triton_markdown(report)
+    assert "| x local |" in md and "| grpc+shm | 2 |" in md
+    assert not _shm_files()
