@@ -226,7 +226,7 @@ def main() -> None:
                     st = " | ".join(f"{res.stages[s].mean_ms:.1f}" if s in res.stages else "-" for s in STAGES)
                     stage_rows.append(f"| {size_name} | {label} | {st} |")
                     print(rows[-1], flush=True)
-        bare = {f"new (v2) | {name}": arts[name] for name in args.backends.split(",")}
+        bare = {f"bundled | {name}": arts[name] for name in args.backends.split(",")}
         if args.baseline_onnx:
             for backend in ("onnxruntime", "openvino"):
                 bare[f"baseline `{args.baseline_onnx.name}` | {backend} (float32 graph)"] = (
