@@ -113,18 +113,10 @@ def test_preset_name_on_a_video_runs_the_i420_graph(bundled, tmp_path) -> None:
 
 
 def _clip(path: Path, w: int = 48, h: int = 32, n: int = 3) -> Path:
-    av = pytest.importorskip("av")
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for i in range(n):
-            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), 15 + 5 * i, np.uint8), format="bgr24")
-            f.pts = i
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    pytest.importorskip("av")
+    from tests.robustness.files import tiny_video
+
+    return tiny_video(path, n=n, size=(w, h), fps=25)
 
 
 def test_auto_measures_the_installed_runtimes_once_and_says_what_it_picked(bundled, tmp_path) -> None:
