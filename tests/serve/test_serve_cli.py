@@ -4,6 +4,7 @@ run of the bundled server answering an inference, then stopped by SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -31,23 +32,52 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _group(pgid: int) -> list[int]:
-    """Live processes in process group ``pgid``."""
+def _members(ident: int, field: int = 2) -> list[int]:
+    """Live processes whose /proc stat ``field`` (after the name: 1 = parent, 2 = process group) is ``ident``."""
     out = []
     for d in Path("/proc").iterdir():
         try:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split() if d.name.isdigit() else []
         except OSError:
             continue
-        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+        if fields and fields[0] != "Z" and int(fields[field]) == ident:
             out.append(int(d.name))
     return out
 
 
-def _serve(*args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # lle serve must flush by itself
-    return subprocess.Popen([sys.executable, "-m", "lle.cli.app", "serve", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)  # fmt: skip
+def _group(pgid: int) -> list[int]:
+    """Live processes in process group ``pgid``."""
+    return _members(pgid, 2)
+
+
+@pytest.fixture
+def serve():
+    """Starts ``lle serve ARGS...``; at teardown, whatever the test's outcome, a still-running ``lle serve`` gets
+    SIGTERM (it stops its server) and the process groups of the servers it started get SIGKILL, so a failing test
+    leaves no server behind."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # lle serve must flush by itself
+        proc = subprocess.Popen([sys.executable, "-m", "lle.cli.app", "serve", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)  # fmt: skip
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is not None:
+            continue
+        servers = _members(proc.pid, 1)  # its children: each server leads its own process group
+        proc.terminate()
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        for pgid in servers:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
 
 
 def _read_until_ready(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -58,8 +88,13 @@ def _read_until_ready(proc: subprocess.Popen[str], timeout: float) -> str:
         left = deadline - time.monotonic()
         chunk = os.read(fd, 65536) if left > 0 and select.select([fd], [], [], min(left, 0.5))[0] else None
         if chunk == b"" or left <= 0:  # lle serve exited, or the time is up
-            proc.kill()
-            pytest.fail(f"lle serve not ready (code {proc.wait()}):\n{out.decode()}\n{proc.communicate()[1]}")
+            proc.terminate()  # not SIGKILL: lle serve stops the server it started on SIGTERM
+            try:
+                err = proc.communicate(timeout=30)[1]
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                err = proc.communicate()[1]
+            pytest.fail(f"lle serve not ready (code {proc.returncode}):\n{out.decode()}\n{err}")
         out += chunk or b""
     return out.decode()
 
@@ -158,11 +193,11 @@ def test_server_that_dies_while_serving(model_repo: Path, fake_tritonserver: Pat
     assert not _alive(stub)  # the stub it left behind was killed with its process group
 
 
-def test_lle_serve_stops_on_sigterm_without_orphans(model_repo: Path, fake_tritonserver: Path,
-                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_lle_serve_stops_on_sigterm_without_orphans(model_repo: Path, fake_tritonserver: Path, tmp_path: Path,
+                                                    serve) -> None:  # fmt: skip
     http, grpc = free_ports(2)
     log = tmp_path / "server.log"
-    proc = _serve(str(model_repo), "--tritonserver", str(fake_tritonserver), "--http-port", str(http),
+    proc = serve(str(model_repo), "--tritonserver", str(fake_tritonserver), "--http-port", str(http),
                   "--grpc-port", str(grpc), "--log", str(log))  # fmt: skip
     out = _read_until_ready(proc, timeout=60)
     assert f"HTTP       http://127.0.0.1:{http}" in out and f"gRPC       grpc://127.0.0.1:{grpc}" in out
@@ -180,14 +215,14 @@ def test_lle_serve_stops_on_sigterm_without_orphans(model_repo: Path, fake_trito
 
 @pytest.mark.triton
 @pytest.mark.slow
-def test_lle_serve_real_server(serve_onnx: dict[str, Path], bundled_triton: None, tmp_path: Path) -> None:
+def test_lle_serve_real_server(serve_onnx: dict[str, Path], bundled_triton: None, tmp_path: Path, serve) -> None:
     from lle.backends.registry import load_backend
     from lle.backends.triton_backend import TritonBackend
     from lle.serve.repository import TritonConfig, write_model
 
     repo = tmp_path / "repo"
     write_model([serve_onnx["quality"]], repo, TritonConfig(threads=1))
-    proc = _serve(str(repo), "--timeout", "120")
+    proc = serve(str(repo), "--timeout", "120")
     out = _read_until_ready(proc, timeout=150)
     assert "models     quality_python" in out and "bundled in nvidia-pytriton" in out
     pid = int(re.search(r"\(pid (\d+),", out)[1])  # type: ignore[index]
