@@ -163,7 +163,7 @@ class TritonBackend(Backend):
         try:
             client = self._new_client(mod)
             self._local.client = client
-            live = client.is_server_live(**({} if self.protocol == "http" else {"client_timeout": self.timeout}))
+            live = client.is_server_live(**self._call_timeout)
         except Exception as err:  # tritonclient raises its own exception types and socket errors
             raise BackendError(f"triton: no server at {self.protocol}://{self.url}: {_first_line(err)}",
                                hint="start tritonserver, or check --url HOST:PORT (HTTP 8000, gRPC 8001)") from err
@@ -226,10 +226,9 @@ class TritonBackend(Backend):
             a.set_data_from_numpy(np.array([alpha], np.float32))
             inputs.append(a)
             seq = {"sequence_id": self.sequence_id, "sequence_start": start, "sequence_end": end}
-        # HTTP: the network timeout was set on the client; gRPC takes it per call.
-        timeout = {} if self.protocol == "http" else {"client_timeout": self.timeout}
         try:
-            res = client.infer(self.model, inputs, model_version=self.version, outputs=outputs, **seq, **timeout)
+            res = client.infer(self.model, inputs, model_version=self.version, outputs=outputs, **seq,
+                               **self._call_timeout)
         except Exception as err:  # noqa: BLE001  (InferenceServerException, socket errors)
             raise BackendError(f"triton: {self.model} on {self.url}: {_first_line(err)}") from err
         if region is not None:
@@ -277,9 +276,8 @@ class TritonBackend(Backend):
         region = _Region(name, key, size, handle)
         with self._lock:
             self._regions.append(region)
-        timeout = {} if self.protocol == "http" else {"client_timeout": self.timeout}
         try:
-            client.register_system_shared_memory(name, key, size, **timeout)
+            client.register_system_shared_memory(name, key, size, **self._call_timeout)
         except Exception as err:  # noqa: BLE001  (the server cannot open the key: another host or /dev/shm)
             self._destroy(region)
             self._shm_failed(f"the server at {self.url} cannot map shared memory {key}: {_first_line(err)}", err)
@@ -308,10 +306,9 @@ class TritonBackend(Backend):
 
     def _release(self, client: Any, region: _Region) -> None:
         """Unregister the region on the server (a failure, e.g. the server gone, is only logged), then destroy it."""
-        timeout = {} if self.protocol == "http" else {"client_timeout": self.timeout}
         for wait in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, None):
             try:
-                client.unregister_system_shared_memory(region.name, **timeout)
+                client.unregister_system_shared_memory(region.name, **self._call_timeout)
                 break
             except Exception as err:  # noqa: BLE001
                 # The server releases a region a moment after the last response that used it was sent.
@@ -320,6 +317,11 @@ class TritonBackend(Backend):
                     break
                 time.sleep(wait)
         self._destroy(region)
+
+    @property
+    def _call_timeout(self) -> dict[str, float]:
+        """Per-call timeout keywords: gRPC takes one per call, HTTP had it set on the client."""
+        return {} if self.protocol == "http" else {"client_timeout": self.timeout}
 
     def _loaded(self) -> bool:
         return self._client is not None

@@ -124,9 +124,9 @@ class PairedTrainSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __init__(self, data: TrainData, cfg: DataConfig, seed: int) -> None:
         self.data, self.cfg, self.seed, self.epoch = data, cfg, seed, 0
-        roots = data.real_root or [""] * len(data.real)
+        self.roots = data.real_root or [""] * len(data.real)
         self.real_index = [
-            j for j, r in enumerate(roots) for _ in range(int(cfg.repeat_by_root.get(r, cfg.real_repeat)))
+            j for j, r in enumerate(self.roots) for _ in range(int(cfg.repeat_by_root.get(r, cfg.real_repeat)))
         ]
         self.n_real = len(self.real_index)
 
@@ -141,8 +141,7 @@ class PairedTrainSet(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         cfg = self.cfg
         if i < self.n_real:
             j = self.real_index[i]
-            root = self.data.real_root[j] if self.data.real_root else ""
-            s = float(rng.uniform(*cfg.scale_by_root.get(root, cfg.scale)))
+            s = float(rng.uniform(*cfg.scale_by_root.get(self.roots[j], cfg.scale)))
             pair = self.data.real[j]
             low, ref = _rescale(pair.low, pair.ref, s, cfg.crop)
             low, ref = paired_augment(low, ref, cfg.crop, rng, exposure_jitter=cfg.exposure_jitter)
