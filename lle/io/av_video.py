@@ -6,6 +6,7 @@ writes MPEG-4 Part 2 video only and drops audio. Cameras and GStreamer pipelines
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
@@ -29,6 +30,25 @@ log = logging.getLogger(__name__)
 
 AV_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 """Containers :class:`AvVideoSink` writes (H.264 video, source audio copied)."""
+
+
+def _disk_limit_reached(path: Path, slack: int = 1 << 16) -> int | None:
+    """``EFBIG`` when ``path`` has grown to within ``slack`` bytes of the process's file-size limit, ``ENOSPC`` when
+    its file system has less than 16 x ``slack`` bytes free, else None: the cause a muxer's own error code may hide."""
+    try:
+        size = path.stat().st_size
+        free = (st := os.statvfs(path.parent)).f_bavail * st.f_frsize
+    except OSError:
+        return None
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY and size + slack >= limit:
+            return errno.EFBIG
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        pass
+    return errno.ENOSPC if free < 16 * slack else None
 
 
 def have_av() -> bool:
@@ -242,6 +262,11 @@ class AvVideoSink(Sink):
         self.written += 1
 
     def _write_error(self, err: BaseException) -> InputError:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+            return write_error(self.path, err)
+        cause = _disk_limit_reached(self._tmp)  # muxers that seek (MP4) can turn a full disk into EINVAL/EIO
+        if cause is not None:
+            return write_error(self.path, OSError(cause, os.strerror(cause)))
         if isinstance(err, OSError) and err.errno:
             return write_error(self.path, err)
         return InputError(f"cannot write {self.path}: {err}", hint="choose a writable -o/--output")

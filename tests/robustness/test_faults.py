@@ -152,3 +152,21 @@ def test_a_sink_whose_disk_fills(tmp_path: Path, tiny_weights, suffix: str) -> N
         assert 0 < _frames(out) < 120
     elif out.exists():
         assert _frames(out) > 0
+
+
+def test_a_muxer_error_that_hides_a_full_disk_is_named(tmp_path: Path, monkeypatch) -> None:
+    """MP4's muxer can report EINVAL where the write really failed on the file-size limit or a full disk."""
+    import errno
+    import resource
+
+    from lle.io import av_video
+
+    part = tmp_path / ".out.part.mp4"
+    part.write_bytes(b"\0" * 60_000)
+    monkeypatch.setattr(resource, "getrlimit", lambda _r: (60_000, 60_000))
+    assert av_video._disk_limit_reached(part) == errno.EFBIG
+    monkeypatch.setattr(resource, "getrlimit", lambda _r: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert av_video._disk_limit_reached(part) is None  # an ordinary EINVAL stays EINVAL
+    monkeypatch.setattr(av_video.os, "statvfs", lambda _p: os.statvfs_result((4096, 4096, 10, 10, 2, 10, 10, 10, 0, 255)))
+    assert av_video._disk_limit_reached(part) == errno.ENOSPC
+    assert av_video._disk_limit_reached(tmp_path / "missing.mp4") is None
