@@ -104,11 +104,13 @@ class QualityUNet(nn.Module):
     ``exposure_cap = [m_a, cap_a, m_b, cap_b, ...]`` adds :func:`cap_exposure`: an input of mean luma ``m_a`` comes
     out at most ``cap_a`` bright on average, straight lines joining the knots and relaxing to no cap at black and at
     white (:func:`exposure_cap_at`). ``highlight_knee`` adds
-    :func:`roll_off_highlights` before the cap. Neither has weights.
+    :func:`roll_off_highlights` before the cap. ``never_darker`` ends with ``max(y, x)`` per channel: no pixel comes
+    out darker than it went in, so a street lamp or a lit window can never turn into a dark spot (inverted highlight),
+    whatever the denoising does around it. None of the three has weights.
     """
 
     def __init__(self, width: int = 16, depth: int = 4, exposure_cap: Sequence[float] | None = None,
-                 highlight_knee: float | None = None) -> None:  # fmt: skip
+                 highlight_knee: float | None = None, never_darker: bool = False) -> None:  # fmt: skip
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"width and depth must be >= 1, got width={width} depth={depth}")
@@ -118,6 +120,7 @@ class QualityUNet(nn.Module):
         if highlight_knee is not None and not 0.0 < highlight_knee < 1.0:
             raise ValueError(f"highlight_knee={highlight_knee} must be between 0 and 1 (a share of the headroom)")
         self.highlight_knee = None if highlight_knee is None else float(highlight_knee)
+        self.never_darker = bool(never_darker)
         widths = [width * 2**i for i in range(depth + 1)]
         self.size_multiple = 2**depth
         self.encoder = Encoder(3, widths)
@@ -134,11 +137,14 @@ class QualityUNet(nn.Module):
             y = roll_off_highlights(x, y, self.highlight_knee)
         if self.exposure_cap is not None:
             y = cap_exposure(x, y, *self.exposure_cap)
+        if self.never_darker:
+            y = torch.maximum(y, x)
         return y
 
 
 @register_model("quality")
 def quality(width: int = 16, depth: int = 4, exposure_cap: list[float] | None = None,
-            highlight_knee: float | None = None) -> QualityUNet:  # fmt: skip
+            highlight_knee: float | None = None, never_darker: bool = False) -> QualityUNet:  # fmt: skip
     """Quality preset (about 2.8 M parameters at width 16, depth 4)."""
-    return QualityUNet(width=width, depth=depth, exposure_cap=exposure_cap, highlight_knee=highlight_knee)
+    return QualityUNet(width=width, depth=depth, exposure_cap=exposure_cap, highlight_knee=highlight_knee,
+                       never_darker=never_darker)

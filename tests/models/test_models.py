@@ -249,3 +249,28 @@ def test_highlight_roll_off_in_the_model_and_in_onnx(tmp_path) -> None:
     with torch.no_grad():
         got = sess.run(["output"], {"input": x.numpy()})[0]
         assert float(np.abs(got - rolled(x).numpy()).max()) < 1e-5
+
+
+def test_never_darker_keeps_every_pixel_at_or_above_the_input_in_torch_and_onnx(tmp_path) -> None:
+    """``never_darker``: a model that darkens a lit band (negative gain) keeps it as it came in, dark pixels it lifts
+    are unchanged, and the exported graph does the same."""
+    ort = pytest.importorskip("onnxruntime")
+    from lle.export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    kept = create_model("quality", width=4, never_darker=True).eval()
+    with torch.no_grad():
+        kept.head.bias.copy_(torch.tensor([-0.5, -0.5, -0.5, 0.0, 0.0, 0.0]))  # darkens everything
+    plain = create_model("quality", width=4).eval()
+    plain.load_state_dict(kept.state_dict())
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert bool((plain(x) < x - 0.05).any())
+        assert torch.equal(kept(x), torch.maximum(plain(x), x))
+        kept.head.bias.copy_(torch.tensor([0.5, 0.5, 0.5, 0.0, 0.0, 0.0]))  # brightens: max changes nothing
+        plain.load_state_dict(kept.state_dict())
+        assert torch.equal(kept(x), plain(x))
+    sess = ort.InferenceSession(str(export_onnx(kept, tmp_path / "q.onnx")), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        got = sess.run(["output"], {"input": x.numpy()})[0]
+        assert float(np.abs(got - kept(x).numpy()).max()) < 1e-5
