@@ -2,6 +2,7 @@
 
     python benchmarks/eval_quality.py --quality lle/weights/quality.safetensors \
         --quality-before runs/old_quality.safetensors --realtime lle/weights/realtime.safetensors --data ../shared/data
+        [--realtime-before runs/old_realtime.safetensors]
 
 Validation splits are exactly the ones training held out (training/configs/quality.yaml: SICE and the real noisy LOL
 pairs split by scene_group (LOL at its native 600x400),
@@ -74,6 +75,8 @@ def main() -> None:
     ap.add_argument("--label", default="quality", help="column name of --quality")
     ap.add_argument("--label-before", default="quality_before", help="column name of --quality-before")
     ap.add_argument("--realtime", type=Path, default=Path("lle/weights/realtime.safetensors"))
+    ap.add_argument("--realtime-before", type=Path, default=None, help="earlier realtime weights, shown beside")
+    ap.add_argument("--realtime-label-before", default="realtime_before", help="column name of --realtime-before")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--threads", type=int, default=2)
@@ -89,6 +92,8 @@ def main() -> None:
     if a.quality_before:
         models[a.label_before] = _enhancer(a.quality_before)
     models["realtime"] = _enhancer(a.realtime)
+    if a.realtime_before:
+        models[a.realtime_label_before] = _enhancer(a.realtime_before)
     methods = {**models, **BASELINES}
     ours = list(models)
     sheets = a.out / "quality_sheets"
@@ -141,7 +146,9 @@ def main() -> None:
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; lle {__version__}, torch {torch.__version__}, "
         f"Python {platform.python_version()}; {cpu}",
         f"- command: `python {' '.join(sys.argv)}`",
-        f"- weights: {weights}; realtime {a.realtime} ({_trained(a.realtime)})",
+        f"- weights: {weights}; realtime {a.realtime} ({_trained(a.realtime)})"
+        + (f"; {a.realtime_label_before} {a.realtime_before} ({_trained(a.realtime_before)})"
+           if a.realtime_before else ""),
         "- PSNR / SSIM on full validation images (long side 512), GT-mean PSNR = output rescaled to the reference's "
         "mean (separates exposure error from structure/colour/noise error); brightness error = mean luma of "
         "output minus reference.",
