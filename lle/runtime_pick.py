@@ -8,6 +8,8 @@ use, a few warm-up runs and then :data:`RUNS` timed ones. The fastest median win
 name of :data:`ORDER`. The decision is kept as a small JSON file in ``cache_dir()/runtime-pick``, keyed by the CPU
 model and ISA flags, the CPU count, the runtime versions, the graph's sha256 and name, the frame size, the device,
 the precision and the backend options (threads), so it is measured once per machine and setting and reused after.
+A measurement taken while something else loaded the CPU is not kept when it cannot tell the runtimes apart (see
+:func:`settled`): that run uses its pick, and the next run measures again.
 
 Example:
     >>> pick({"onnxruntime": [55.0, 54.0, 56.0], "openvino": [41.0, 40.0, 90.0]})
@@ -37,8 +39,8 @@ if TYPE_CHECKING:
     from lle.backends.base import Precision
 
 __all__ = [
-    "CACHE_FOLDER", "ORDER", "RUNS", "WARMUP", "Choice", "Setup", "Timer", "cache_key", "choose_runtime", "pick",
-    "sample_input", "time_runtime",
+    "CACHE_FOLDER", "CLEAR", "ORDER", "RUNS", "STEADY", "WARMUP", "Choice", "Setup", "Timer", "cache_key",
+    "choose_runtime", "pick", "sample_input", "settled", "time_runtime",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,12 @@ CACHE_FOLDER = "runtime-pick"
 """Folder of the decisions inside :func:`lle.presets.cache_dir`."""
 
 _CACHE_VERSION = 1
+
+STEADY = 1.25
+"""A candidate whose median run is more than this many times its fastest was measured on a busy CPU."""
+
+CLEAR = 0.85
+"""The winner's median at or under this share of every other candidate's fastest run is a clear win, busy or not."""
 
 Timer = Callable[[str, Path, "Setup"], Sequence[float]]
 """``timer(backend, artifact, setup) -> per-run milliseconds``; :func:`time_runtime` is the real one."""
@@ -141,6 +149,27 @@ def pick(measurements: Mapping[str, Sequence[float]]) -> str:
     if not usable:
         raise ValueError("no runtime was measured")
     return min(usable, key=lambda k: (float(statistics.median(usable[k])), *_rank(k)))
+
+
+def settled(measurements: Mapping[str, Sequence[float]]) -> bool:
+    """Whether a decision from ``measurements`` is worth caching: every candidate ran steadily (median within
+    :data:`STEADY` of its fastest run), or the winner is clearly faster (its median under :data:`CLEAR` of every
+    other candidate's fastest run). A close call on a busy CPU (a training or an encode beside it) is not.
+
+        >>> settled({"onnxruntime": [55.0, 54.0, 56.0], "openvino": [41.0, 40.0, 42.0]})
+        True
+        >>> settled({"onnxruntime": [60.0, 89.6, 120.0], "openvino": [70.0, 92.6, 95.0]})  # busy and close
+        False
+        >>> settled({"onnxruntime": [60.0, 89.6, 120.0], "openvino": [21.0, 30.0, 45.0]})  # busy, but clear
+        True
+    """
+    usable = {k: sorted(v) for k, v in measurements.items() if len(v)}
+    if len(usable) < 2:
+        return True
+    if all(statistics.median(v) <= STEADY * v[0] for v in usable.values()):
+        return True
+    best = pick(usable)
+    return all(statistics.median(usable[best]) <= CLEAR * v[0] for k, v in usable.items() if k != best)
 
 
 def sample_input(spec: Any, size: tuple[int, int]) -> np.ndarray:
@@ -263,7 +292,9 @@ def choose_runtime(
         return Choice(names[0], "unmeasured", size=setup.size, threads=setup.threads, note=note)
     choice = Choice(pick(ms), "measured", ms, setup.size, setup.threads)
     log.info("runtime for %s: %s (%s)", _label(artifact), choice.backend, choice.describe())
-    if all(ms.get(n) for n in names):
+    if not settled(ms):
+        log.info("runtime timings varied (a busy CPU?) and were close: not cached, the next run measures again")
+    elif all(ms.get(n) for n in names):
         _write(path, key, choice)
     return choice
 

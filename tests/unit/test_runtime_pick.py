@@ -193,3 +193,19 @@ def test_sample_input_has_the_graph_io_at_the_frame_size(spec: TensorSpec, shape
     x = sample_input(spec, (47, 33))
     assert x.shape == shape and x.dtype == dtype
     assert np.array_equal(x, sample_input(spec, (47, 33)))  # seeded
+
+
+def test_a_close_call_on_a_busy_cpu_is_used_but_not_cached(graph: Path, tmp_path: Path) -> None:
+    """Timings that jumped around (something else loaded the CPU) and stayed close pick for this run only; the next
+    run measures again and caches once the machine is quiet."""
+    folder = tmp_path / "picks"
+    busy = FakeTimer({"onnxruntime": [60.0, 89.6, 120.0], "openvino": [70.0, 92.6, 95.0]})
+    c = choose_runtime(graph, RUNTIMES, _setup(), timer=busy, folder=folder)
+    assert (c.backend, c.how) == ("onnxruntime", "measured")
+    assert not folder.exists() or not list(folder.glob("*.json"))
+    quiet = FakeTimer({"onnxruntime": [37.0, 37.3, 37.5], "openvino": [23.5, 23.7, 23.9]})
+    c = choose_runtime(graph, RUNTIMES, _setup(), timer=quiet, folder=folder)
+    assert (c.backend, c.how, len(quiet.calls)) == ("openvino", "measured", 2)
+    assert len(list(folder.glob("*.json"))) == 1
+    c = choose_runtime(graph, RUNTIMES, _setup(), timer=busy, folder=folder)
+    assert (c.backend, c.how, len(busy.calls)) == ("openvino", "cached", 2)
