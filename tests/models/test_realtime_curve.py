@@ -169,7 +169,7 @@ def test_exposure_weight_keeps_dark_frames_and_tempers_lit_ones(shipped: Realtim
 
     from lle.models.realtime import exposure_weight
 
-    assert shipped.exposure == (0.15, 0.35)
+    assert shipped.exposure == (0.15, 0.30)
     off = copy.deepcopy(shipped)
     off.exposure = None
     g = torch.Generator().manual_seed(0)
