@@ -152,9 +152,11 @@ def pick(measurements: Mapping[str, Sequence[float]]) -> str:
 
 
 def settled(measurements: Mapping[str, Sequence[float]]) -> bool:
-    """Whether a decision from ``measurements`` is worth caching: every candidate ran steadily (median within
-    :data:`STEADY` of its fastest run), or the winner is clearly faster (its median under :data:`CLEAR` of every
-    other candidate's fastest run). A close call on a busy CPU (a training or an encode beside it) is not.
+    """Whether a decision from ``measurements`` is worth caching.
+
+    It is when every candidate ran steadily (median within :data:`STEADY` of its fastest run), or when the winner
+    is clearly faster (its median under :data:`CLEAR` of every other candidate's fastest run). A close call on a busy
+    CPU (a training or an encode beside it) is not.
 
         >>> settled({"onnxruntime": [55.0, 54.0, 56.0], "openvino": [41.0, 40.0, 42.0]})
         True

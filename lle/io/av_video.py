@@ -33,8 +33,11 @@ AV_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
 
 def _disk_limit_reached(path: Path, slack: int = 1 << 16) -> int | None:
-    """``EFBIG`` when ``path`` has grown to within ``slack`` bytes of the process's file-size limit, ``ENOSPC`` when
-    its file system has less than 16 x ``slack`` bytes free, else None: the cause a muxer's own error code may hide."""
+    """The cause a muxer's own error code may hide, or None.
+
+    ``EFBIG`` when ``path`` has grown to within ``slack`` bytes of the process's file-size limit, ``ENOSPC`` when its
+    file system has less than 16 x ``slack`` bytes free.
+    """
     try:
         size = path.stat().st_size
         free = (st := os.statvfs(path.parent)).f_bavail * st.f_frsize

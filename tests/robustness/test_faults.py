@@ -167,6 +167,7 @@ def test_a_muxer_error_that_hides_a_full_disk_is_named(tmp_path: Path, monkeypat
     assert av_video._disk_limit_reached(part) == errno.EFBIG
     monkeypatch.setattr(resource, "getrlimit", lambda _r: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     assert av_video._disk_limit_reached(part) is None  # an ordinary EINVAL stays EINVAL
-    monkeypatch.setattr(av_video.os, "statvfs", lambda _p: os.statvfs_result((4096, 4096, 10, 10, 2, 10, 10, 10, 0, 255)))
+    full = os.statvfs_result((4096, 4096, 10, 10, 2, 10, 10, 10, 0, 255))  # 2 blocks of 4 KiB free
+    monkeypatch.setattr(av_video.os, "statvfs", lambda _p: full)
     assert av_video._disk_limit_reached(part) == errno.ENOSPC
     assert av_video._disk_limit_reached(tmp_path / "missing.mp4") is None
